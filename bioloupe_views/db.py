@@ -1,0 +1,58 @@
+"""Connections, with libpq's failures turned into one-line messages that say what to do."""
+
+from __future__ import annotations
+
+import psycopg2
+import psycopg2.extensions
+
+from .config import describe, mask_text
+from .errors import ConnectError, NotMigratedError
+
+APPLICATION_NAME = "bioloupe-views"
+SCHEMA = "bioloupe_views"
+
+
+def connect(dsn: str, application_name: str = APPLICATION_NAME, autocommit: bool = True):
+    """Open a psycopg2 connection or raise ConnectError with an actionable message."""
+    try:
+        conn = psycopg2.connect(dsn, application_name=application_name, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        raise ConnectError(explain_connect_error(str(exc), dsn)) from None
+    conn.autocommit = autocommit
+    return conn
+
+
+def explain_connect_error(message: str, dsn: str) -> str:
+    target = describe(dsn)
+    text = mask_text(" ".join(message.split()), dsn)
+    lowered = text.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return (f"password authentication failed for {target} (password ***): "
+                "check BIOLOUPE_DB_PASSWORD or the password in the DSN")
+    if "database" in lowered and "does not exist" in lowered:
+        return f"the database in {target} does not exist: check BIOLOUPE_DB_NAME or the DSN"
+    if "role" in lowered and "does not exist" in lowered:
+        return f"the user in {target} does not exist: check BIOLOUPE_DB_USER or the DSN"
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return f"unknown host in {target}: check BIOLOUPE_DB_HOST or the DSN"
+    if ("connection refused" in lowered or "could not connect" in lowered
+            or "timeout expired" in lowered or "no route to host" in lowered):
+        return (f"cannot reach PostgreSQL at {target}: is the server running and the "
+                "host/port right? (BIOLOUPE_DB_HOST, BIOLOUPE_DB_PORT or the DSN)")
+    return f"cannot connect to {target}: {text}"
+
+
+def require_migrated(conn) -> None:
+    """Stop early, with the fix, when the project's schema is not in this database."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('bioloupe_views.mart') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            raise NotMigratedError(
+                "this database has no bioloupe_views schema: run `alembic upgrade head` first"
+            )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error, which is the one PostgreSQL means for humans."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

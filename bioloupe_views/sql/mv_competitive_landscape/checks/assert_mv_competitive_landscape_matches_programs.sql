@@ -1,0 +1,10 @@
+-- mv_competitive_landscape has exactly the (drug_id, disease_id) pairs of
+-- mv_development_programs: a pair missing from either side is a failure.
+-- severity: error
+(SELECT 'missing_from_landscape' AS problem, drug_id, disease_id FROM mv_development_programs
+ EXCEPT
+ SELECT 'missing_from_landscape', drug_id, disease_id FROM mv_competitive_landscape)
+UNION ALL
+(SELECT 'not_in_programs', drug_id, disease_id FROM mv_competitive_landscape
+ EXCEPT
+ SELECT 'not_in_programs', drug_id, disease_id FROM mv_development_programs)
