@@ -112,3 +112,13 @@ def sync(conn) -> int:
                 (check.name, check.mart, check.test, check.severity, position, check.sql),
             )
     return len(compiled)
+
+
+def run(conn, marts: list[str]) -> list[dict]:
+    """Run the stored checks of `marts` (in order) through bioloupe_views.run_checks()."""
+    results = []
+    with conn.cursor() as cur:
+        for mart in marts:
+            cur.execute("SELECT to_jsonb(r) FROM bioloupe_views.run_checks(%s) r", (mart,))
+            results.extend(row[0] for row in cur.fetchall())
+    return results

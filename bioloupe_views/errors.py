@@ -25,3 +25,9 @@ class NotMigratedError(UserError):
 
 class ContractError(UserError):
     """The source tables the marts read are missing tables or columns."""
+
+
+class LockBusyError(UserError):
+    """Another refresh holds the refresh lock. Not a usage error: exit code 1."""
+
+    exit_code = 1

@@ -42,6 +42,12 @@ def find_bindir() -> Path:
     )
 
 
+def pg_cron_available(bindir: Path | None = None) -> bool:
+    """Whether Debian's postgresql-NN-cron is installed for this server version."""
+    bindir = bindir or find_bindir()
+    return (bindir.parent / "lib" / "pg_cron.so").exists()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -98,10 +98,13 @@ SELECT mart, max(level) AS level
 FROM depth
 GROUP BY mart;
 
--- Run one mart's checks. A check that cannot run (say, its mart is unpopulated) is reported
--- with status 'error', never as a pass. Timeouts and cancellations are not caught.
+-- Run one mart's checks (all marts' when p_mart is NULL). A check that cannot run (say, its
+-- mart is unpopulated) is reported with status 'error', never as a pass. `blocks` is the one
+-- rule for what stops a publish: an error-severity check that failed or could not run.
+-- Timeouts and cancellations are not caught.
 CREATE FUNCTION bioloupe_views.run_checks(p_mart text)
-RETURNS TABLE (name text, severity text, status text, failures bigint, sample jsonb, error text)
+RETURNS TABLE (name text, mart text, severity text, status text, failures bigint, sample jsonb,
+               error text, blocks boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     c bioloupe_views.check_definition;
@@ -112,6 +115,7 @@ BEGIN
         ORDER BY cd.position
     LOOP
         name := c.name;
+        mart := c.mart;
         severity := c.severity;
         error := NULL;
         BEGIN
@@ -129,6 +133,7 @@ BEGIN
             status := 'error';
             error := SQLERRM;
         END;
+        blocks := c.severity = 'error' AND status IN ('fail', 'error');
         RETURN NEXT;
     END LOOP;
 END;
@@ -167,8 +172,7 @@ BEGIN
     IF p_checks THEN
         SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb) INTO v_checks
         FROM bioloupe_views.run_checks(p_mart) r;
-        IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_checks) e
-                   WHERE e->>'severity' = 'error' AND e->>'status' IN ('fail', 'error')) THEN
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(v_checks) e WHERE (e->>'blocks')::boolean) THEN
             v_status := 'check_failed';
         END IF;
     END IF;

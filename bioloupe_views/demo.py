@@ -1,0 +1,91 @@
+"""`bioloupe-views demo`: the whole flow on a throwaway server, start to finish.
+
+Start PostgreSQL -> create and fill the sources -> `alembic upgrade head` -> refresh-views
+-> print each mart's rows, size and a few sample rows -> stop (or keep, with --keep).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from . import migrate, refresh, report, synthetic
+from .db import connect
+from .pgserver import ThrowawayServer, pg_cron_available
+
+KEEP_DIR = Path("/tmp/bioloupe-views-demo")
+DBNAME = "bioloupe"
+
+
+def _step(text: str) -> None:
+    click.echo(click.style(f"==> {text}", bold=True))
+
+
+def run(scale: float = 1.0, keep: bool = False) -> int:
+    if keep and (KEEP_DIR / "data" / "postmaster.pid").exists():
+        raise SystemExit("Error: a demo server is already running; "
+                         "stop it with `bioloupe-views demo --stop`")
+    server = ThrowawayServer(datadir=KEEP_DIR / "data" if keep else None, cron=pg_cron_available())
+    _step("Starting a throwaway PostgreSQL server")
+    server.start()
+    try:
+        admin = connect(server.dsn())
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{DBNAME}"')
+        admin.close()
+        dsn = server.dsn(DBNAME)
+        _step(f"Creating the source tables and loading synthetic data (scale {scale:g})")
+        t0 = time.monotonic()
+        conn = connect(dsn)
+        synthetic.load(conn, scale)
+        click.echo(f"    loaded in {time.monotonic() - t0:.1f}s")
+        _step("Running the migrations (alembic upgrade head)")
+        migrate.upgrade(dsn)
+        _step("Refreshing the marts (refresh-views)")
+        outcome = refresh.run(dsn, reporter=report.ConsoleReporter(f"demo database {DBNAME}"))
+        report.summarize(outcome)
+        _step("The marts")
+        _summary(conn)
+        conn.close()
+        if keep:
+            (KEEP_DIR / "dsn").write_text(dsn + "\n")
+            click.echo(f"\nThe server keeps running. DSN: {dsn}")
+            click.echo("Try: BIOLOUPE_DATABASE_URL=" + dsn + " refresh-views --select mv_development_programs+")
+            click.echo("Stop it with: bioloupe-views demo --stop")
+        return 0 if outcome.ok else 1
+    finally:
+        if not keep:
+            _step("Stopping the server")
+            server.stop()
+
+
+def _summary(conn) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT mart FROM bioloupe_views.refresh_order ORDER BY level, mart")
+        for (mart,) in cur.fetchall():
+            cur.execute("SELECT count(*), pg_size_pretty(pg_total_relation_size(%s::regclass))"
+                        " FROM public." + _ident(cur, mart), (f"public.{mart}",))
+            rows, size = cur.fetchone()
+            click.echo(click.style(f"\n{mart}: {rows} rows, {size} with indexes", bold=True))
+            cur.execute("SELECT to_jsonb(m) FROM public." + _ident(cur, mart) + " m LIMIT 3")
+            for (row,) in cur.fetchall():
+                text = json.dumps(row, default=str)
+                click.echo("    " + (text if len(text) < 160 else text[:157] + "..."))
+
+
+def _ident(cur, name: str) -> str:
+    from psycopg2 import sql
+
+    return sql.Identifier(name).as_string(cur)
+
+
+def stop() -> None:
+    server = ThrowawayServer(datadir=KEEP_DIR / "data")
+    if not (KEEP_DIR / "data" / "PG_VERSION").exists():
+        click.echo("No demo server is running.")
+        return
+    server.stop(remove=True)
+    click.echo("Stopped the demo server and removed its data.")

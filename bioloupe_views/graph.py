@@ -1,0 +1,32 @@
+"""The mart graph as the database knows it (bioloupe_views.refresh_order and
+bioloupe_views.mart_dependency, both derived from pg_depend). Nothing here is hand-kept:
+a mart added by a later migration is ordered correctly without a code change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .db import require_migrated
+
+
+@dataclass(frozen=True)
+class MartGraph:
+    order: list[str]                 # refresh order: (level, name)
+    levels: dict[str, int]
+    upstream: dict[str, set[str]]    # mart -> marts it reads
+
+    def upstream_within(self, mart: str, selected: set[str]) -> set[str]:
+        return self.upstream.get(mart, set()) & selected
+
+
+def load(conn) -> MartGraph:
+    require_migrated(conn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT mart, level FROM bioloupe_views.refresh_order ORDER BY level, mart")
+        rows = cur.fetchall()
+        cur.execute("SELECT mart, depends_on FROM bioloupe_views.mart_dependency")
+        edges = cur.fetchall()
+    upstream: dict[str, set[str]] = {mart: set() for mart, _ in rows}
+    for mart, dep in edges:
+        upstream[mart].add(dep)
+    return MartGraph([m for m, _ in rows], dict(rows), upstream)

@@ -1,0 +1,111 @@
+"""Shared fixtures: one throwaway PostgreSQL 15 server for the session (with pg_cron
+preloaded), and pytest-postgresql template databases cloned per test.
+
+- `dsn`: a fresh database with synthetic sources, migrated to head and refreshed.
+- `sources_dsn`: a fresh database with synthetic sources only (no migrations).
+- `server`: the ThrowawayServer, for tests that need another database or role.
+
+The data scale is BIOLOUPE_TEST_SCALE (default 0.2, i.e. ~1/300 of production); every edge
+case of the source contract is present at any scale.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+import pytest
+from pytest_postgresql import factories
+
+from bioloupe_views import migrate, synthetic
+from bioloupe_views.pgserver import ThrowawayServer, free_port, pg_cron_available
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SCALE = float(os.environ.get("BIOLOUPE_TEST_SCALE", "0.2"))
+PORT = free_port()
+_SERVER = ThrowawayServer(port=PORT, cron=pg_cron_available())
+
+
+def pytest_sessionstart(session):
+    _SERVER.start()
+    atexit.register(_SERVER.stop)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _SERVER.stop()
+
+
+def _dsn(dbname: str, user: str = "postgres") -> str:
+    return f"postgresql://{user}@127.0.0.1:{PORT}/{dbname}"
+
+
+def _load_sources(host, port, user, dbname, password=None, **_):
+    conn = psycopg2.connect(_dsn(dbname))
+    conn.autocommit = True
+    synthetic.load(conn, TEST_SCALE)
+    conn.close()
+
+
+def _load_migrated(host, port, user, dbname, password=None, **_):
+    _load_sources(host, port, user, dbname)
+    migrate.upgrade(_dsn(dbname))
+
+
+postgresql_migrated_proc = factories.postgresql_noproc(
+    host="127.0.0.1", port=PORT, user="postgres", dbname="bioloupe_migrated", load=[_load_migrated])
+postgresql_sources_proc = factories.postgresql_noproc(
+    host="127.0.0.1", port=PORT, user="postgres", dbname="bioloupe_sources", load=[_load_sources])
+migrated_db = factories.postgresql("postgresql_migrated_proc")
+sources_db = factories.postgresql("postgresql_sources_proc")
+
+
+@pytest.fixture
+def server() -> ThrowawayServer:
+    return _SERVER
+
+
+@pytest.fixture
+def dsn(migrated_db) -> str:
+    """A fresh, migrated and populated database of its own for this test."""
+    return _dsn(migrated_db.info.dbname)
+
+
+@pytest.fixture
+def sources_dsn(sources_db) -> str:
+    """A fresh database with the synthetic sources and nothing of ours."""
+    return _dsn(sources_db.info.dbname)
+
+
+@pytest.fixture
+def sql(dsn):
+    """Run SQL in the test database (autocommit); returns all rows, or None."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+
+    def run(statement, params=None):
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+
+    yield run
+    conn.close()
+
+
+def run_cli(*args, env=None, dsn=None, timeout=600, executable="bioloupe-views"):
+    """Run a console script as a user would; returns CompletedProcess (text)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BIOLOUPE_")}
+    if dsn:
+        full_env["BIOLOUPE_DATABASE_URL"] = dsn
+    full_env.update(env or {})
+    exe = Path(sys.executable).parent / executable
+    return subprocess.run([str(exe), *args], env=full_env, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
