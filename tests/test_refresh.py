@@ -193,8 +193,9 @@ def test_atomic_changes_all_marts_or_none(dsn, cli, sql, tmp_path):
 # --- parallelism and selection -----------------------------------------------------------
 
 def test_independent_marts_refresh_in_parallel(dsn, cli, sql):
-    # mv_drug_trials waits on a lock held elsewhere; with threads the rest finish meanwhile.
-    held = HeldLock(dsn, "BEGIN; LOCK TABLE public.mv_drug_trials IN EXCLUSIVE MODE")
+    # mv_efficacy_evidence waits on a lock on a source only it reads; with threads the rest
+    # finish meanwhile.
+    held = HeldLock(dsn, "BEGIN; LOCK TABLE trial_arm_results IN ACCESS EXCLUSIVE MODE")
     proc_result = {}
 
     def run():
@@ -205,15 +206,15 @@ def test_independent_marts_refresh_in_parallel(dsn, cli, sql):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         done = {r["mart"] for r in run_log(sql)}
-        if {UPSTREAM, *DEPENDENTS} <= done:
+        if {UPSTREAM, *DEPENDENTS, "mv_drug_trials"} <= done:
             break
         time.sleep(0.2)
     finished_while_blocked = {r["mart"] for r in run_log(sql)}
     held.release()
     thread.join(60)
     assert proc_result["r"].returncode == 0, proc_result["r"].stdout
-    assert {UPSTREAM, *DEPENDENTS} <= finished_while_blocked
-    assert "mv_drug_trials" not in finished_while_blocked
+    assert {UPSTREAM, *DEPENDENTS, "mv_drug_trials"} <= finished_while_blocked
+    assert "mv_efficacy_evidence" not in finished_while_blocked
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -297,7 +298,7 @@ def test_statement_timeout_fails_the_view_rolls_back_and_skips_dependents(dsn, c
 
 
 def test_lock_timeout_fails_only_the_locked_view(dsn, cli, sql, tmp_path):
-    held = HeldLock(dsn, "BEGIN; LOCK TABLE public.mv_drug_trials IN EXCLUSIVE MODE")
+    held = HeldLock(dsn, "BEGIN; LOCK TABLE trial_arm_results IN ACCESS EXCLUSIVE MODE")
     try:
         out = tmp_path / "run.json"
         result = cli("refresh", "--lock-timeout", "200ms", "--json", str(out), dsn=dsn)
@@ -305,9 +306,9 @@ def test_lock_timeout_fails_only_the_locked_view(dsn, cli, sql, tmp_path):
         held.release()
     assert result.returncode == 1
     _, by_mart = results(out)
-    assert by_mart["mv_drug_trials"]["status"] == "error"
-    assert "lock timeout" in by_mart["mv_drug_trials"]["error"]
-    others = {m: r["status"] for m, r in by_mart.items() if m != "mv_drug_trials"}
+    assert by_mart["mv_efficacy_evidence"]["status"] == "error"
+    assert "lock timeout" in by_mart["mv_efficacy_evidence"]["error"]
+    others = {m: r["status"] for m, r in by_mart.items() if m != "mv_efficacy_evidence"}
     assert set(others.values()) == {"success"}
 
 
