@@ -70,7 +70,7 @@ def _summary(conn) -> None:
                         " FROM public." + _ident(cur, mart), (f"public.{mart}",))
             rows, size = cur.fetchone()
             click.echo(click.style(f"\n{mart}: {rows} rows, {size} with indexes", bold=True))
-            cur.execute("SELECT to_jsonb(m) FROM public." + _ident(cur, mart) + " m LIMIT 3")
+            cur.execute("SELECT row_to_json(m) FROM public." + _ident(cur, mart) + " m LIMIT 3")
             for (row,) in cur.fetchall():
                 text = json.dumps(row, default=str)
                 click.echo("    " + (text if len(text) < 160 else text[:157] + "..."))
