@@ -54,7 +54,9 @@ def validate_dsn(dsn: str) -> str:
     from psycopg2.extensions import parse_dsn
 
     try:
-        parse_dsn(dsn)
+        port = parse_dsn(dsn).get("port")
+        if port is not None and not re.fullmatch(r"\d+(,\d+)*", port):
+            raise ValueError(f"port {port!r} is not a number")
     except Exception as exc:  # psycopg2.ProgrammingError: invalid dsn
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparsable"
         raise ConfigError(
