@@ -11,11 +11,12 @@ import re
 import sys
 
 import click
+import psycopg2.errors
 
 from . import checks as mart_checks
 from . import graph as mart_graph
 from . import refresh as mart_refresh
-from . import report, selection
+from . import report, roles, selection
 from .config import describe, mask_text, resolve_dsn
 from .db import connect
 from .errors import UserError
@@ -43,12 +44,16 @@ def _duration(ctx, param, value):
 
 
 def friendly_errors(func):
-    """Turn UserError into one line on stderr and its exit code; mask any password."""
+    """Turn UserError into one line on stderr and its exit code; mask any password.
+    A permission error from the database is a UserError too: it names the missing grant."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except psycopg2.errors.InsufficientPrivilege as exc:
+                raise UserError(roles.explain(exc)) from None
         except UserError as exc:
             message = str(exc)
             dsn = kwargs.get("dsn")
@@ -147,7 +152,8 @@ def check_command(dsn, select, exclude, json_path):
         click.echo(click.style(report._check_line(result), fg=colour))
         if result["status"] in ("fail", "warn"):
             report.print_check_details(result)
-    blocking = [r for r in results if r["blocks"]]
+    # A check that could not run is never a pass, whatever its severity.
+    blocking = [r for r in results if r["blocks"] or r["status"] == "error"]
     counts = {s: sum(r["status"] == s for r in results) for s in ("pass", "warn", "fail", "error")}
     click.echo(f"\nDone. PASS={counts['pass']} WARN={counts['warn']} FAIL={counts['fail']} "
                f"ERROR={counts['error']} TOTAL={len(results)}")

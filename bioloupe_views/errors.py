@@ -31,3 +31,9 @@ class LockBusyError(UserError):
     """Another refresh holds the refresh lock. Not a usage error: exit code 1."""
 
     exit_code = 1
+
+
+class ConnectionLostError(UserError):
+    """The run's own connection (lock and run log) died mid-run. A failed run: exit code 1."""
+
+    exit_code = 1

@@ -4,6 +4,7 @@
     op.create_project_schema(version=1)
     op.create_materialized_view("mv_drug_trials", version=1)
     op.drop_materialized_view("mv_drug_trials")
+    op.replace_materialized_view("mv_development_programs", version=2)  # dependents kept
 
 A migration names a mart and the version of its SQL file; the operation loads
 bioloupe_views/sql/<mart>/v<version>.sql, creates the view populated, creates the indexes
@@ -17,7 +18,8 @@ from alembic.operations import MigrateOperation, Operations
 from alembic.util import CommandError
 from psycopg2 import sql
 
-from . import catalog, contract
+from . import catalog, contract, replace, roles
+from .errors import UserError
 
 
 def _execute(operations: Operations, statement) -> None:
@@ -33,13 +35,9 @@ def _mart_ident(name: str) -> sql.Composed:
 
 
 def create_indexes(operations: Operations, mart: catalog.Mart) -> None:
-    for index in mart.indexes:
-        _execute(operations, sql.SQL("CREATE {unique}INDEX {name} ON {mart} ({columns})").format(
-            unique=sql.SQL("UNIQUE " if index.unique else ""),
-            name=sql.Identifier(index.name),
-            mart=_mart_ident(mart.name),
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in index.columns),
-        ))
+    """The indexes mart.toml declares (one definition, shared with replace.py)."""
+    for statement in replace.declared_indexes(mart):
+        _execute(operations, statement)
 
 
 @Operations.register_operation("check_source_contract")
@@ -115,6 +113,15 @@ def _create_materialized_view(operations: Operations, operation: CreateMateriali
     _execute(operations, sql.SQL(
         "INSERT INTO bioloupe_views.mart (name, version) VALUES ({}, {})").format(
         sql.Literal(mart.name), sql.Literal(operation.version)))
+    grant_reader(operations, mart.name)
+
+
+def grant_reader(operations: Operations, name: str) -> None:
+    """GRANT SELECT on the mart to the reader role of this run (`-x reader_role=...` or
+    BIOLOUPE_READER_ROLE, validated by migrations/env.py), if one is configured."""
+    role = operations.get_context().opts.get(roles.CONTEXT_OPTION)
+    if role:
+        _execute(operations, roles.grant_select(name, role))
 
 
 @Operations.register_operation("drop_materialized_view")
@@ -134,3 +141,35 @@ def _drop_materialized_view(operations: Operations, operation: DropMaterializedV
         _mart_ident(mart.name)))
     _execute(operations, sql.SQL("DELETE FROM bioloupe_views.mart WHERE name = {}").format(
         sql.Literal(mart.name)))
+
+
+@Operations.register_operation("replace_materialized_view")
+class ReplaceMaterializedViewOp(MigrateOperation):
+    """Replace a mart with another version of its SQL: every view and materialized view
+    above it is dropped and rebuilt, populated, with its indexes, grants and comments
+    (bioloupe_views/replace.py). `side_by_side=True` builds the new version and the rebuilt
+    dependents before taking any lock, so readers wait only for the swap; put it last in the
+    migration, or inside `op.get_context().autocommit_block()` (see replace.py). Returns a
+    replace.Replacement with the timings."""
+
+    def __init__(self, name: str, version: int, side_by_side: bool = False,
+                 lock_timeout: str | None = "2s", lock_retries: int = 10):
+        self.name, self.version, self.side_by_side = name, version, side_by_side
+        self.lock_timeout, self.lock_retries = lock_timeout, lock_retries
+
+    @classmethod
+    def replace_materialized_view(cls, operations: Operations, name: str, version: int,
+                                  side_by_side: bool = False, lock_timeout: str | None = "2s",
+                                  lock_retries: int = 10):
+        return operations.invoke(cls(name, version, side_by_side, lock_timeout, lock_retries))
+
+
+@Operations.implementation_for(ReplaceMaterializedViewOp)
+def _replace_materialized_view(operations: Operations, operation: ReplaceMaterializedViewOp):
+    try:
+        return replace.replace(
+            operations.get_bind().connection.dbapi_connection, operation.name, operation.version,
+            side_by_side=operation.side_by_side, lock_timeout=operation.lock_timeout,
+            lock_retries=operation.lock_retries)
+    except UserError as exc:
+        raise CommandError(str(exc)) from None

@@ -22,11 +22,20 @@ import psycopg2
 from psycopg2.extras import Json
 
 from . import graph as mart_graph
-from . import selection
+from . import roles, selection
 from .db import connect, first_line
-from .errors import LockBusyError
+from .errors import ConnectionLostError, LockBusyError, UserError
 
 APPLICATION_NAME = "refresh-views"
+
+# Run once the lock is held: no other run can be alive, so a run still marked 'running'
+# lost its session (connection dropped, backend terminated) before it could finish.
+CLOSE_ABANDONED_RUNS = """
+    UPDATE bioloupe_views.run
+    SET status = 'error', ended_at = clock_timestamp(),
+        message = 'abandoned: its session ended before the run finished'
+    WHERE status = 'running'
+"""
 
 
 @dataclass
@@ -135,8 +144,26 @@ def _refresh_in_transaction(conn, mart: str, options: Options) -> MartResult:
             payload = cur.fetchone()[0]
         return MartResult.from_payload(payload, time.monotonic() - t0)
     except psycopg2.Error as exc:
-        return MartResult(mart, "error", error=first_line(exc), seconds=time.monotonic() - t0,
+        return MartResult(mart, "error", error=roles.explain(exc), seconds=time.monotonic() - t0,
                           started_at=started, ended_at=_now())
+
+
+def _fence(conn, result: MartResult, lock_pid: int | None) -> None:
+    """Publish only while the run still holds the refresh lock. The lock dies with the run's
+    main session; if that session is gone (connection dropped, backend terminated), nothing
+    would log this mart and another run may already be going, so it is rolled back."""
+    if result.status != "success" or lock_pid is None:
+        return
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM bioloupe_views.refresh_lock_holder()")
+            holder = cur.fetchone()
+    except psycopg2.Error as exc:
+        result.status, result.error = "error", first_line(exc)
+        return
+    if not holder or holder[0] != lock_pid:
+        result.status = "error"
+        result.error = "rolled back: the run lost its refresh lock (its database session ended)"
 
 
 def _finish_transaction(conn, result: MartResult) -> None:
@@ -147,7 +174,10 @@ def _finish_transaction(conn, result: MartResult) -> None:
         else:
             conn.rollback()
     except psycopg2.Error as exc:
-        result.status, result.error = "error", first_line(exc)
+        if result.status == "success":  # the commit failed: nothing was published
+            result.status, result.error = "error", first_line(exc)
+        # A failed rollback (the connection is gone) keeps the error that caused it; the
+        # server rolls back a transaction whose connection ended.
 
 
 class _ConnectionPool:
@@ -156,6 +186,7 @@ class _ConnectionPool:
     def __init__(self, dsn: str):
         self.dsn, self.idle, self.all = dsn, queue.SimpleQueue(), []
         self.lock = threading.Lock()
+        self.lock_pid: int | None = None  # the run's main session, which holds the lock
 
     def get(self):
         try:
@@ -180,9 +211,13 @@ class _ConnectionPool:
 
 
 def _refresh_one(pool: _ConnectionPool, mart: str, options: Options) -> MartResult:
-    conn = pool.get()
+    try:
+        conn = pool.get()
+    except UserError as exc:  # a replacement connection could not be opened
+        return MartResult(mart, "error", error=str(exc), started_at=_now(), ended_at=_now())
     try:
         result = _refresh_in_transaction(conn, mart, options)
+        _fence(conn, result, pool.lock_pid)
         _finish_transaction(conn, result)
         return result
     finally:
@@ -193,9 +228,10 @@ def _skip(mart: str, reason: str) -> MartResult:
     return MartResult(mart, "skipped", error=reason, started_at=_now(), ended_at=_now())
 
 
-def _run_parallel(dsn, marts, graph, options, record, reporter) -> list[MartResult]:
+def _run_parallel(dsn, marts, graph, options, record, reporter, lock_pid=None) -> list[MartResult]:
     selected, done, pending = set(marts), {}, list(marts)
     pool, running, counter = _ConnectionPool(dsn), {}, iter(range(1, len(marts) + 1))
+    pool.lock_pid = lock_pid
     indexes: dict[str, int] = {}
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.threads)) as executor:
@@ -227,7 +263,7 @@ def _run_parallel(dsn, marts, graph, options, record, reporter) -> list[MartResu
     return [done[m] for m in marts]
 
 
-def _run_atomic(dsn, marts, options, record, reporter) -> list[MartResult]:
+def _run_atomic(dsn, marts, options, record, reporter, lock_pid=None) -> list[MartResult]:
     """All marts in one transaction: all change together or none does."""
     conn = connect(dsn, APPLICATION_NAME, autocommit=False)
     results: list[MartResult] = []
@@ -237,6 +273,8 @@ def _run_atomic(dsn, marts, options, record, reporter) -> list[MartResult]:
             results.append(_refresh_in_transaction(conn, mart, options))
             if results[-1].status != "success":
                 break
+        if results and results[-1].status == "success":
+            _fence(conn, results[-1], lock_pid)
         failed = results[-1] if results and results[-1].status != "success" else None
         if failed is None:
             try:
@@ -244,7 +282,10 @@ def _run_atomic(dsn, marts, options, record, reporter) -> list[MartResult]:
             except psycopg2.Error as exc:
                 failed = MartResult("(commit)", "error", error=first_line(exc))
         else:
-            conn.rollback()
+            try:
+                conn.rollback()
+            except psycopg2.Error:
+                pass  # the connection is gone, and the server rolled back with it
         if failed is not None:
             reason = f"rolled back with the --atomic run because {failed.mart} failed"
             results = [r if r is failed else _skip(r.mart, reason) for r in results
@@ -269,6 +310,7 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
         acquire_lock(main, options.wait)
         t0 = time.monotonic()
         with main.cursor() as cur:
+            cur.execute(CLOSE_ABANDONED_RUNS)
             cur.execute("SELECT bioloupe_views.start_run(%s)", (options.trigger,))
             run_id = str(cur.fetchone()[0])
 
@@ -277,16 +319,24 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
                 cur.execute("SELECT bioloupe_views.log_result(%s, %s, %s)",
                             (run_id, options.trigger, Json(result.log_payload())))
 
-        reporter.begin(marts, options)
-        if options.atomic:
-            results = _run_atomic(dsn, marts, options, record, reporter)
-        else:
-            results = _run_parallel(dsn, marts, graph, options, record, reporter)
-        outcome = RunResult(run_id, results, time.monotonic() - t0)
-        with main.cursor() as cur:
-            cur.execute("SELECT bioloupe_views.finish_run(%s, %s)",
-                        (run_id, "success" if outcome.ok else "error"))
-            cur.execute("SELECT bioloupe_views.release_refresh_lock()")
+        try:
+            reporter.begin(marts, options)
+            lock_pid = main.get_backend_pid()
+            if options.atomic:
+                results = _run_atomic(dsn, marts, options, record, reporter, lock_pid)
+            else:
+                results = _run_parallel(dsn, marts, graph, options, record, reporter, lock_pid)
+            outcome = RunResult(run_id, results, time.monotonic() - t0)
+            with main.cursor() as cur:
+                cur.execute("SELECT bioloupe_views.finish_run(%s, %s)",
+                            (run_id, "success" if outcome.ok else "error"))
+                cur.execute("SELECT bioloupe_views.release_refresh_lock()")
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            # Only the main connection's errors get here: it holds the lock and writes the log.
+            raise ConnectionLostError(
+                f"lost the connection to the database during run {run_id} ({first_line(exc)}): "
+                "marts not yet committed keep their last good data, and the next run records "
+                "this one as abandoned; check the server, then run again") from None
         return outcome
     finally:
         main.close()

@@ -1,22 +1,33 @@
 """Alembic environment: connect through the project's one DSN resolution, run the
 migrations in a single transaction (PostgreSQL's DDL is transactional, so a failure leaves
-nothing half-created), then store the current data checks in the database."""
+nothing half-created), then store the current data checks in the database.
+
+A reader role (`-x reader_role=NAME` or BIOLOUPE_READER_ROLE) is validated before anything
+runs, passed to the operations through the context options (ops.grant_reader), and granted
+SELECT on every mart at the end of each run, so setting it on a database already at head
+takes effect too. A permission error becomes one line naming the missing grant."""
 
 import psycopg2
+import psycopg2.errors
 from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
-from bioloupe_views import checks, db
+from bioloupe_views import checks, db, roles
 from bioloupe_views.config import resolve_dsn
 from bioloupe_views.errors import UserError
 
 
-def _connect_engine():
+def _connect_engine(reader_role):
     try:
         dsn = resolve_dsn(context.get_x_argument(as_dictionary=True).get("dsn"))
-        db.connect(dsn).close()  # fail fast with the friendly message
+        probe = db.connect(dsn)  # fail fast with the friendly message
+        try:
+            if reader_role:
+                roles.validate(probe, reader_role)
+        finally:
+            probe.close()
     except UserError as exc:
         raise CommandError(str(exc)) from None
     return create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(
@@ -24,10 +35,12 @@ def _connect_engine():
 
 
 def run_migrations_online() -> None:
-    with _connect_engine().connect() as connection:
+    reader_role = roles.configured(context.get_x_argument(as_dictionary=True))
+    with _connect_engine(reader_role).connect() as connection:
         context.configure(connection=connection, transactional_ddl=True,
                           version_table="bioloupe_views_alembic_version",
-                          version_table_schema="public")
+                          version_table_schema="public",
+                          **{roles.CONTEXT_OPTION: reader_role})
         with context.begin_transaction():
             context.run_migrations()
             raw = connection.connection.dbapi_connection
@@ -39,8 +52,22 @@ def run_migrations_online() -> None:
                     checks.sync(raw)
                 except UserError as exc:
                     raise CommandError(str(exc)) from None
+            if reader_role:
+                roles.grant_all(raw, reader_role)
+
+
+def _permission_denied(exc: BaseException):
+    """The psycopg2 permission error behind `exc` (raw or wrapped by SQLAlchemy), or None."""
+    orig = getattr(exc, "orig", exc)
+    return orig if isinstance(orig, psycopg2.errors.InsufficientPrivilege) else None
 
 
 if context.is_offline_mode():
     raise CommandError("offline (--sql) mode is not supported: run against a database")
-run_migrations_online()
+try:
+    run_migrations_online()
+except Exception as exc:
+    denied = _permission_denied(exc)
+    if denied is None:
+        raise
+    raise CommandError(roles.explain(denied)) from None

@@ -1,0 +1,199 @@
+"""`bioloupe-views diff`: does each mart in the database still match the SQL files of the
+version it was migrated to?
+
+Drift is what a migration did not do: a definition edited by hand in production, an index
+dropped or added. For every mart in bioloupe_views.mart the definition is compared the one
+robust way: the migrated version's SQL file is created as a temporary view (in a transaction
+that is rolled back) and PostgreSQL deparses both, so formatting, comments and spelling never
+count, only the query. Indexes are compared with the ones mart.toml declares (names, columns,
+uniqueness). Exit 1 when anything drifted, 0 when everything matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+
+import click
+import psycopg2
+from psycopg2 import sql
+
+from . import catalog
+from .cli import dsn_option, friendly_errors, main
+from .config import resolve_dsn
+from .db import connect, first_line, require_migrated
+from .errors import UserError
+
+_PROBE = "bioloupe_views_diff_probe"
+
+_INDEXES_SQL = """
+SELECT i.relname, x.indisunique, x.indisvalid, am.amname,
+       x.indpred IS NOT NULL OR x.indexprs IS NOT NULL OR x.indnatts <> x.indnkeyatts,
+       ARRAY(SELECT a.attname
+             FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+             WHERE k.n <= x.indnkeyatts ORDER BY k.n),
+       pg_get_indexdef(i.oid)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_am am ON am.oid = i.relam
+WHERE x.indrelid = %s
+ORDER BY i.relname
+"""
+
+
+@dataclass
+class MartDrift:
+    mart: str
+    version: int
+    problems: list[str] = field(default_factory=list)
+    definition_diff: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.problems)
+
+
+@dataclass
+class Report:
+    marts: list[MartDrift]
+    pending: list[str]  # differences a migration will remove: not drift
+
+    @property
+    def drifted(self) -> list[MartDrift]:
+        return [m for m in self.marts if m.drifted]
+
+
+def compare(conn, names: tuple[str, ...] = ()) -> Report:
+    """Compare every registered mart (or those named) with its migrated version's files.
+    `conn` must not be in autocommit: the probes are rolled back."""
+    require_migrated(conn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT name, version FROM bioloupe_views.mart ORDER BY name")
+        registered = dict(cur.fetchall())
+    unknown = [n for n in names if n not in registered]
+    if unknown:
+        choices = ", ".join(registered) or "(none: run `alembic upgrade head`)"
+        raise UserError(f"not a mart of this database: {', '.join(unknown)}; choose from {choices}")
+    selected = [n for n in registered if not names or n in names]
+    pending = [f"{name}: in the package but not in the database (run `alembic upgrade head`)"
+               for name in catalog.marts() if name not in registered and not names]
+    results = []
+    for name in selected:
+        result = MartDrift(name, registered[name])
+        _compare_one(conn, result, pending)
+        results.append(result)
+    conn.rollback()
+    return Report(results, pending)
+
+
+def _compare_one(conn, result: MartDrift, pending: list[str]) -> None:
+    name, version = result.mart, result.version
+    with conn.cursor() as cur:
+        cur.execute("SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n"
+                    " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                    (catalog.MART_SCHEMA, name))
+        row = cur.fetchone()
+    if row is None:
+        result.problems.append(f"missing view: {catalog.MART_SCHEMA}.{name} does not exist")
+        return
+    oid, kind = row
+    if kind != "m":
+        result.problems.append(f"{catalog.MART_SCHEMA}.{name} is not a materialized view "
+                               f"(relkind {kind!r})")
+        return
+    try:
+        mart = catalog.get(name)
+        body = mart.sql(version)
+    except UserError as exc:
+        result.problems.append(f"no SQL file for the migrated version: {exc}")
+        return
+    if mart.latest_version > version:
+        pending.append(f"{name}: v{mart.latest_version}.sql is newer than the migrated "
+                       f"v{version} (a migration not yet applied?)")
+    _compare_definition(conn, result, oid, body)
+    _compare_indexes(conn, result, oid, mart)
+
+
+def _compare_definition(conn, result: MartDrift, oid: int, body: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SAVEPOINT bioloupe_views_diff")
+        try:
+            cur.execute(sql.SQL("CREATE TEMP VIEW {} AS\n{}").format(
+                sql.Identifier(_PROBE), sql.SQL(body.rstrip().rstrip(";"))))
+            cur.execute("SELECT pg_get_viewdef(%s::regclass), pg_get_viewdef(%s)",
+                        (f"pg_temp.{_PROBE}", oid))
+            expected, actual = cur.fetchone()
+        except psycopg2.Error as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_diff")
+            result.problems.append(f"v{result.version}.sql does not compile against this "
+                                   f"database: {first_line(exc)}")
+            return
+        cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_diff")
+    if expected != actual:
+        result.problems.append(f"definition differs from v{result.version}.sql "
+                               "(edited by hand?)")
+        result.definition_diff = list(difflib.unified_diff(
+            expected.splitlines(), actual.splitlines(), f"v{result.version}.sql", "database",
+            lineterm=""))
+
+
+def _compare_indexes(conn, result: MartDrift, oid: int, mart: catalog.Mart) -> None:
+    with conn.cursor() as cur:
+        cur.execute(_INDEXES_SQL, (oid,))
+        found = {row[0]: row[1:] for row in cur.fetchall()}
+    declared = {index.name: index for index in mart.indexes}
+    for name, index in declared.items():
+        wanted = f"{'UNIQUE ' if index.unique else ''}({', '.join(index.columns)})"
+        if name not in found:
+            result.problems.append(f"missing index {name} {wanted}")
+            continue
+        unique, valid, method, special, columns, definition = found[name]
+        if not valid:
+            result.problems.append(f"index {name} is invalid (a failed CREATE INDEX "
+                                   "CONCURRENTLY?): drop and recreate it")
+        elif (unique != index.unique or tuple(columns) != tuple(index.columns)
+              or method != "btree" or special):
+            result.problems.append(f"index {name} differs: declared {wanted}, "
+                                   f"database has {definition}")
+    for name, (*_, definition) in found.items():
+        if name not in declared:
+            result.problems.append(f"extra index {name} (not declared in mart.toml): "
+                                   f"{definition}")
+
+
+def print_report(report: Report) -> None:
+    for item in report.marts:
+        if not item.drifted:
+            click.echo(f"{item.mart} (v{item.version}): " + click.style("ok", fg="green"))
+            continue
+        click.echo(f"{item.mart} (v{item.version}): " + click.style("DRIFT", fg="red"))
+        for problem in item.problems:
+            click.echo(f"  - {problem}")
+        for line in item.definition_diff:
+            click.echo(f"      {line}")
+    for note in report.pending:
+        click.echo(f"note: {note}")
+    drifted = len(report.drifted)
+    if drifted:
+        click.echo(f"\nDrift in {drifted} of {len(report.marts)} marts: fix the database (or "
+                   "write a migration that makes the files say what the database does).")
+    else:
+        click.echo(f"\nNo drift: {len(report.marts)} marts match their migrated SQL files.")
+
+
+@main.command("diff")
+@dsn_option
+@click.argument("marts", nargs=-1, metavar="[MART]...")
+@friendly_errors
+def diff_command(dsn, marts):
+    """Compare each mart in the database with the SQL files of its migrated version: a
+    hand-edited definition, a missing or extra index. Exit 1 when anything drifted."""
+    conn = connect(resolve_dsn(dsn), autocommit=False)
+    try:
+        report = compare(conn, marts)
+    finally:
+        conn.close()
+    print_report(report)
+    sys.exit(1 if report.drifted else 0)

@@ -1,0 +1,333 @@
+"""Replace a mart with another version of its SQL, dependents, indexes and grants included.
+
+Two modes, both used through `op.replace_materialized_view(name, version, side_by_side=...)`:
+
+- in place: lock, drop the dependents top-down and the mart, create the new version and the
+  dependents bottom-up, populated. Readers wait for the whole rebuild.
+- side by side: build the new version, populated and indexed, and populated copies of every
+  dependent, in a scratch schema while readers keep reading the old ones; then swap: drop
+  the old relations and move the new ones into place (ALTER ... SET SCHEMA, which moves the
+  indexes too and needs no renaming). Readers wait only for the swap.
+
+Locks are held until the transaction commits. Inside Alembic's single migration transaction
+(migrations/env.py) that means: readers wait from the swap to the end of the whole `alembic
+upgrade` run, so a side-by-side replacement should be the last operation of the last migration
+applied. Inside `with op.get_context().autocommit_block():` the operation runs its own two
+transactions instead (build, then a swap that commits at once): readers wait for the swap
+alone, at the price of the build committing before the rest of the migration does (the
+operation is idempotent, so re-running the migration after a later failure is safe).
+
+Every lock on the old relations is requested with a short lock_timeout and retried, so a
+long query or a refresh in progress never makes every reader queue behind the migration.
+The result (timings included) is returned and logged on the "bioloupe_views.replace" logger
+with `extra={"bioloupe_replacement": {...}}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import psycopg2
+from psycopg2 import sql
+
+from . import catalog
+from . import dependents as deps
+from .errors import UserError
+
+log = logging.getLogger("bioloupe_views.replace")
+
+SCRATCH_SCHEMA = "bioloupe_views_swap"
+DEFAULT_LOCK_TIMEOUT = "2s"
+DEFAULT_LOCK_RETRIES = 10
+
+
+class ReplaceError(UserError):
+    """The replacement cannot be done as asked; the message says what to change."""
+
+
+@dataclass
+class Replacement:
+    """What a replacement did and how long readers were blocked."""
+
+    mart: str
+    from_version: int | None
+    to_version: int
+    mode: str                          # "in_place" or "side_by_side"
+    own_transactions: bool             # True inside an autocommit block
+    dependents: list[str] = field(default_factory=list)
+    started_at: float = 0.0            # time.time() stamps, to line up with readers' clocks
+    swap_started_at: float = 0.0       # first lock requested on the old relations
+    swap_ended_at: float = 0.0
+    build_seconds: float = 0.0         # new version and copies, readers not blocked
+    lock_wait_seconds: float = 0.0     # waiting for readers to let go (newcomers queue)
+    swap_seconds: float = 0.0          # lock request to end of the operation: readers blocked
+    lock_attempts: int = 0
+
+
+def declared_indexes(mart: catalog.Mart, schema: str = catalog.MART_SCHEMA) -> list[sql.Composed]:
+    """CREATE INDEX for each index mart.toml declares, on schema.<mart>."""
+    return [sql.SQL("CREATE {unique}INDEX {name} ON {ident} ({columns})").format(
+        unique=sql.SQL("UNIQUE " if index.unique else ""), name=sql.Identifier(index.name),
+        ident=sql.Identifier(schema, mart.name),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in index.columns))
+        for index in mart.indexes]
+
+
+def replace(conn, name: str, version: int, side_by_side: bool = False,
+            lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT,
+            lock_retries: int = DEFAULT_LOCK_RETRIES) -> Replacement:
+    """Replace public.<name> with version `version` of its SQL on DB-API connection `conn`
+    (in its transaction, or in transactions of its own when it is in autocommit)."""
+    mart = catalog.get(name)
+    mart.sql(version)  # fail before touching anything when the file is missing
+    own = bool(conn.autocommit)
+    with conn.cursor() as cur:
+        result = _Replacer(cur, mart, version, side_by_side, own, lock_timeout,
+                           lock_retries).run()
+    log.info("replaced %s v%s -> v%s %s: build %.3fs, readers blocked %.3fs (lock wait %.3fs, "
+             "%d attempt(s)), dependents rebuilt: %s", result.mart, result.from_version,
+             result.to_version, result.mode.replace("_", "-"), result.build_seconds,
+             result.swap_seconds, result.lock_wait_seconds, result.lock_attempts,
+             ", ".join(result.dependents) or "none",
+             extra={"bioloupe_replacement": asdict(result)})
+    return result
+
+
+class _Replacer:
+    def __init__(self, cur, mart: catalog.Mart, version: int, side_by_side: bool, own: bool,
+                 lock_timeout: str | None, lock_retries: int):
+        self.cur, self.mart, self.version = cur, mart, version
+        self.side_by_side, self.own = side_by_side, own
+        self.lock_timeout, self.lock_retries = lock_timeout, lock_retries
+        self.result = Replacement(mart.name, None, version,
+                                  "side_by_side" if side_by_side else "in_place", own)
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """A transaction of our own in autocommit mode; the caller's otherwise."""
+        if not self.own:
+            yield
+            return
+        self.cur.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(psycopg2.Error):
+                self.cur.execute("ROLLBACK")
+            raise
+        self.cur.execute("COMMIT")
+
+    # -- the two modes --------------------------------------------------------------------
+
+    def run(self) -> Replacement:
+        result = self.result
+        result.started_at = time.time()
+        started = time.perf_counter()
+        self.scratch_created = False
+        if self.side_by_side:
+            try:
+                with self._transaction():
+                    self._capture()
+                    self._build_copies()
+                result.build_seconds = time.perf_counter() - started
+                with self._transaction():
+                    self._swap()
+            except BaseException:
+                if self.own and self.scratch_created:
+                    self._drop_scratch()
+                raise
+        else:
+            with self._transaction():
+                self._capture()
+                self._lock_and_drop()
+                self._create_root(schema=None)
+                self._rebuild_dependents(schema=None)
+                self._analyze(schema=None)
+                self._register()
+            result.build_seconds = time.perf_counter() - started
+        result.swap_ended_at = time.time()
+        result.swap_seconds = result.swap_ended_at - result.swap_started_at
+        return result
+
+    def _capture(self) -> None:
+        cur, mart = self.cur, self.mart
+        found = deps.relation_oid(cur, catalog.MART_SCHEMA, mart.name)
+        if found is None or found[1] != "m":
+            raise ReplaceError(
+                f"{catalog.MART_SCHEMA}.{mart.name} is not a materialized view in this database: "
+                f"create it with op.create_materialized_view({mart.name!r}, version=...)")
+        cur.execute("SELECT version FROM bioloupe_views.mart WHERE name = %s", (mart.name,))
+        row = cur.fetchone()
+        if row is None:
+            raise ReplaceError(f"{mart.name} is not registered in bioloupe_views.mart: create it "
+                               f"with op.create_materialized_view({mart.name!r}, version=...)")
+        self.result.from_version = row[0]
+        root_oid = found[0]
+        found_deps = deps.find(cur, root_oid)
+        self.path = deps.capture_path(cur, [root_oid, *(oid for oid, _ in found_deps)])
+        previous = deps.set_search_path(cur, self.path)
+        try:
+            self.root = deps.capture(cur, root_oid)
+            self.dependents = [deps.capture(cur, oid, depth) for oid, depth in found_deps]
+        finally:
+            deps.restore_search_path(cur, previous)
+        self.result.dependents = [f"{d.schema}.{d.name}" for d in self.dependents]
+
+    def _create_root(self, schema: str | None) -> int:
+        """The new version, populated, with its declared indexes, the old one's grants,
+        owner and comments (mart.toml's description first)."""
+        cur, mart, root = self.cur, self.mart, self.root
+        target = schema or catalog.MART_SCHEMA
+        body = mart.sql(self.version).rstrip().rstrip(";")
+        create = "CREATE MATERIALIZED VIEW {ident}{options} AS\n{body}\nWITH DATA"
+        cur.execute(sql.SQL(create).format(
+            ident=sql.Identifier(target, mart.name), options=deps.options_clause(root),
+            body=sql.SQL(body)))
+        for statement in declared_indexes(mart, target):
+            cur.execute(statement)
+        new = deps.relation_oid(cur, target, mart.name)[0]
+        declared = {index.name for index in mart.indexes}
+        kept = [i for i in root.indexes if i.name in declared]
+        dropped = sorted(i.name for i in root.indexes if i.name not in declared)
+        if dropped:
+            log.warning("%s: indexes not declared in mart.toml are not recreated: %s",
+                        mart.name, ", ".join(dropped))
+        deps.restore_attributes(cur, dataclasses.replace(root, indexes=kept), schema=schema,
+                                comment=mart.description or None,
+                                columns=deps.columns(cur, new))
+        self.mapping = {root.oid: new}
+        return new
+
+    def _rebuild_dependents(self, schema: str | None) -> None:
+        """Each dependent from its saved definition, bottom-up, with its indexes and
+        attributes, checked to read exactly what it read before (rebuilt ones mapped)."""
+        cur = self.cur
+        path = [schema, *self.path] if schema else self.path
+        previous = deps.set_search_path(cur, path)
+        try:
+            for rel in self.dependents:
+                try:
+                    deps.create(cur, rel, schema)
+                except psycopg2.Error as exc:
+                    raise ReplaceError(
+                        f"cannot rebuild {rel.schema}.{rel.name} on {self.mart.name} "
+                        f"v{self.version}: {str(exc).strip().splitlines()[0]}; change it in "
+                        "the same migration (drop it before, recreate it after)") from None
+                new = deps.relation_oid(cur, schema or rel.schema, rel.name)[0]
+                self.mapping[rel.oid] = new
+                expected = {self.mapping.get(oid, oid) for oid in rel.reads}
+                if deps.reads(cur, new) != expected:
+                    raise ReplaceError(
+                        f"the rebuilt {rel.schema}.{rel.name} would not read the same relations "
+                        "as before (a name is shadowed on the search_path): use "
+                        "side_by_side=False or qualify the names in its definition")
+                deps.create_indexes(cur, rel, schema)
+                deps.restore_attributes(cur, rel, schema=schema)
+                if schema is None:
+                    deps.restore_named_objects(cur, rel)
+        finally:
+            deps.restore_search_path(cur, previous)
+
+    def _build_copies(self) -> None:
+        names = [self.mart.name, *(d.name for d in self.dependents)]
+        if len(set(names)) != len(names):
+            raise ReplaceError(
+                f"{self.mart.name}'s dependents include two relations of the same name in "
+                "different schemas, which a side-by-side build cannot hold: use "
+                "side_by_side=False")
+        self._create_scratch()
+        self._create_root(schema=SCRATCH_SCHEMA)
+        self._rebuild_dependents(schema=SCRATCH_SCHEMA)
+        self._analyze(schema=SCRATCH_SCHEMA)
+
+    def _analyze(self, schema: str | None) -> None:
+        """Fresh materialized views have no statistics; give the planner some at once."""
+        targets = [sql.Identifier(schema or rel.schema, rel.name)
+                   for rel in [self.root, *self.dependents] if rel.kind == "m"]
+        self.cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(targets)))
+
+    def _swap(self) -> None:
+        cur = self.cur
+        now = [oid for oid, _ in deps.find(cur, self.root.oid)]
+        if sorted(now) != sorted(rel.oid for rel in self.dependents):
+            raise ReplaceError(f"the views on {self.mart.name} changed during the build: run the "
+                               "migration again")
+        self._lock_and_drop()
+        cur.execute(sql.SQL("ALTER MATERIALIZED VIEW {} SET SCHEMA {}").format(
+            sql.Identifier(SCRATCH_SCHEMA, self.mart.name), sql.Identifier(catalog.MART_SCHEMA)))
+        for rel in self.dependents:
+            deps.set_schema(cur, rel, SCRATCH_SCHEMA)
+        for rel in self.dependents:
+            deps.restore_named_objects(cur, rel)
+        cur.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(SCRATCH_SCHEMA)))
+        self._register()
+
+    def _register(self) -> None:
+        self.cur.execute("UPDATE bioloupe_views.mart SET version = %s, migrated_at = now()"
+                         " WHERE name = %s", (self.version, self.mart.name))
+
+    # -- locking -------------------------------------------------------------------------
+
+    def _lock_and_drop(self) -> None:
+        """Drop the dependents top-down and the old mart, each lock requested with
+        lock_timeout and the whole step retried, so readers never queue for long behind a
+        migration that is itself waiting."""
+        cur = self.cur
+        self.result.swap_started_at = time.time()
+        started = time.perf_counter()
+        cur.execute("SELECT current_setting('lock_timeout')")
+        previous = cur.fetchone()[0]
+        attempts = self.lock_retries + 1 if self.lock_timeout else 1
+        for attempt in range(1, attempts + 1):
+            self.result.lock_attempts = attempt
+            cur.execute("SAVEPOINT bioloupe_views_swap")
+            if self.lock_timeout:
+                cur.execute("SELECT set_config('lock_timeout', %s, true)", (self.lock_timeout,))
+            try:
+                for rel in reversed(self.dependents):
+                    deps.drop(cur, rel)
+                deps.drop(cur, self.root)
+            except psycopg2.errors.LockNotAvailable:
+                cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_swap")
+                if attempt == attempts:
+                    raise ReplaceError(
+                        f"could not lock {self.mart.name} and its dependents within "
+                        f"{self.lock_timeout} in {attempts} attempts: a long query or a refresh "
+                        "holds them; retry when it is done") from None
+                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+                continue
+            except psycopg2.errors.DependentObjectsStillExist as exc:
+                detail = (exc.diag.message_detail or "").replace("\n", "; ")
+                raise ReplaceError(
+                    f"cannot replace {self.mart.name}: objects other than views depend on it "
+                    f"({detail}); drop them in the migration before, recreate them after") from None
+            cur.execute("RELEASE SAVEPOINT bioloupe_views_swap")
+            break
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (previous,))
+        self.result.lock_wait_seconds = time.perf_counter() - started
+
+    # -- scratch schema ----------------------------------------------------------------
+
+    def _create_scratch(self) -> None:
+        self.cur.execute("SELECT to_regnamespace(%s) IS NOT NULL", (SCRATCH_SCHEMA,))
+        if self.cur.fetchone()[0]:
+            raise ReplaceError(
+                f"schema {SCRATCH_SCHEMA} exists: an earlier side-by-side replacement was "
+                f"interrupted; check it holds nothing you need, then DROP SCHEMA {SCRATCH_SCHEMA}"
+                " CASCADE")
+        self.cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCRATCH_SCHEMA)))
+        self.scratch_created = True
+
+    def _drop_scratch(self) -> None:
+        """After a failure in autocommit mode, the build's committed copies go away."""
+        if self.cur.connection.closed:
+            return
+        with contextlib.suppress(psycopg2.Error):
+            self.cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(SCRATCH_SCHEMA)))

@@ -1,0 +1,278 @@
+"""Issue 8: faults on a real server. For each fault the marts keep their last good data, the
+run log records the failure, and the next run succeeds.
+
+A refresh is caught mid-way by holding a lock on a source table that only
+mv_efficacy_evidence reads (publication_outcomes): its refresh has started (it holds its own
+lock on the view) and waits, so the fault hits a refresh in progress, deterministically.
+The sources were changed beforehand, so a refresh that wrongly published would be visible
+in the view's fingerprint.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import psycopg2
+import pytest
+
+SLOW = "mv_efficacy_evidence"
+SLOW_SOURCE = "publication_outcomes"
+LEVEL_0 = ("mv_development_programs", "mv_drug_trials", SLOW)
+
+
+def fingerprint(sql, mart):
+    return sql(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+               f" FROM public.{mart} t")[0]
+
+
+def run_log(sql):
+    rows = sql("SELECT mart, status, error FROM bioloupe_views.run_log ORDER BY id")
+    return {mart: (status, error) for mart, status, error in rows}
+
+
+def runs(sql):
+    return sql("SELECT status, message FROM bioloupe_views.run ORDER BY started_at")
+
+
+def change_sources(sql):
+    """One new efficacy result: a refresh that publishes shows one more row."""
+    sql(f"INSERT INTO {SLOW_SOURCE} (id, publication_id, drug_id, disease_id, endpoint, updated_at)"
+        " SELECT 999999001, (SELECT min(id) FROM publications), (SELECT min(id) FROM drugs),"
+        " (SELECT min(id) FROM diseases), 'fault-test', now()")
+
+
+def wait_for(sql, query, params=None, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        rows = sql(query, params)
+        if rows:
+            return rows
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {query}")
+
+
+def waiting_refresh_pid(sql):
+    """The backend refreshing the slow mart, once it waits for the source lock."""
+    return wait_for(sql, "SELECT pid FROM pg_stat_activity WHERE application_name = 'refresh-views'"
+                         " AND wait_event_type = 'Lock' AND query LIKE %s",
+                    (f"%refresh_mart('{SLOW}'%",))[0][0]
+
+
+def main_session_pid(sql):
+    """The run's main session: the one holding the refresh lock and writing the run log."""
+    return sql("SELECT pid FROM bioloupe_views.refresh_lock_holder()")[0][0]
+
+
+def no_refresh_backends_left(sql):
+    wait_for(sql, "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity"
+                  " WHERE application_name = 'refresh-views')")
+
+
+class SourceLock:
+    """Another session holding ACCESS EXCLUSIVE on a source table until released."""
+
+    def __init__(self, dsn, table):
+        self.conn = psycopg2.connect(dsn)
+        self.conn.cursor().execute(f"LOCK TABLE public.{table} IN ACCESS EXCLUSIVE MODE")
+
+    def release(self):
+        if not self.conn.closed:
+            self.conn.rollback()
+            self.conn.close()
+
+
+class Background:
+    """A CLI run in a thread, so the test can act on the server while it runs."""
+
+    def __init__(self, cli, *args, dsn):
+        self.result = None
+        self.thread = threading.Thread(target=lambda: setattr(self, "result", cli(*args, dsn=dsn)))
+        self.thread.start()
+
+    def join(self, seconds=120):
+        self.thread.join(seconds)
+        assert self.result is not None, "the CLI did not finish"
+        return self.result
+
+
+def assert_one_line_error(result, *phrases):
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+
+
+def assert_next_run_publishes(cli, sql, dsn, before):
+    result = cli("refresh", dsn=dsn)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = fingerprint(sql, SLOW)
+    assert after != before and after[0] == before[0] + 1
+    assert sql(f"SELECT count(*) FROM public.{SLOW} WHERE endpoint = 'fault-test'") == [(1,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.run WHERE status = 'running'") == [(0,)]
+
+
+# --- (a) the refresh's backend is terminated ---------------------------------------------
+
+@pytest.mark.parametrize("mode", [(), ("--threads", "1"), ("--atomic",)],
+                         ids=["parallel", "one-thread", "atomic"])
+def test_terminated_refresh_backend(dsn, cli, sql, mode):
+    change_sources(sql)
+    before = {m: fingerprint(sql, m) for m in LEVEL_0}
+    lock = SourceLock(dsn, SLOW_SOURCE)
+    try:
+        run = Background(cli, "refresh", *mode, dsn=dsn)
+        victim = waiting_refresh_pid(sql)
+        assert sql("SELECT pg_terminate_backend(%s)", (victim,)) == [(True,)]
+    finally:
+        lock.release()
+    result = run.join()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"ERROR {SLOW}" in result.stdout
+    assert "terminating connection due to administrator command" in result.stdout \
+        or "server closed the connection unexpectedly" in result.stdout
+    # The killed mart keeps its last good data; the run log says what happened.
+    assert fingerprint(sql, SLOW) == before[SLOW]
+    status, error = run_log(sql)[SLOW]
+    assert status == "error" and error
+    assert runs(sql) == [("error", None)]
+    if "--atomic" in mode:
+        # All or nothing: the marts refreshed before it in the same transaction rolled back.
+        assert {m: fingerprint(sql, m) for m in LEVEL_0} == before
+        assert {s for m, (s, _) in run_log(sql).items() if m != SLOW} == {"skipped"}
+    else:
+        # A worker's death costs only its own mart (and its dependents, of which it has none);
+        # with one thread, the marts after it get a fresh connection.
+        assert {m: s for m, (s, _) in run_log(sql).items() if m != SLOW} == {
+            m: "success" for m in ("mv_development_programs", "mv_drug_trials",
+                                   "mv_competitive_landscape", "mv_drug_pipeline")}
+    assert_next_run_publishes(cli, sql, dsn, before[SLOW])
+
+
+def test_terminated_main_session(dsn, cli, sql):
+    """The session holding the lock and writing the run log dies while a mart refreshes:
+    the run stops with one line, the in-flight mart is not published (nothing could log it,
+    and the lock is gone), and the next run records the run as abandoned."""
+    change_sources(sql)
+    before = fingerprint(sql, SLOW)
+    lock = SourceLock(dsn, SLOW_SOURCE)
+    try:
+        run = Background(cli, "refresh", "--threads", "1", dsn=dsn)
+        waiting_refresh_pid(sql)
+        main = main_session_pid(sql)
+        assert sql("SELECT pg_terminate_backend(%s)", (main,)) == [(True,)]
+        wait_for(sql, "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = %s)",
+                 (main,))
+    finally:
+        lock.release()  # the worker's refresh now completes, but must not be published
+    result = run.join()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert_one_line_error(result, "lost the connection to the database", "run again")
+    no_refresh_backends_left(sql)
+    assert fingerprint(sql, SLOW) == before
+    assert SLOW not in run_log(sql)
+    assert runs(sql) == [("running", None)]      # nobody could record the end...
+    assert_next_run_publishes(cli, sql, dsn, before)
+    first, second = runs(sql)                     # ...so the next run did
+    assert first[0] == "error" and "abandoned" in first[1]
+    assert second == ("success", None)
+
+
+# --- (b) statement_timeout fires ---------------------------------------------------------
+
+def test_statement_timeout_mid_refresh(dsn, cli, sql):
+    change_sources(sql)
+    before = fingerprint(sql, SLOW)
+    lock = SourceLock(dsn, SLOW_SOURCE)
+    try:
+        t0 = time.monotonic()
+        result = cli("refresh", "--statement-timeout", "1s", dsn=dsn)
+        elapsed = time.monotonic() - t0
+    finally:
+        lock.release()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert elapsed < 30
+    assert "canceling statement due to statement timeout" in result.stdout
+    assert fingerprint(sql, SLOW) == before
+    log = run_log(sql)
+    assert log[SLOW][0] == "error" and "statement timeout" in log[SLOW][1]
+    # The timeout is per refresh statement: the other marts and the run log were unaffected.
+    assert {m: s for m, (s, _) in log.items() if m != SLOW} == {
+        m: "success" for m in ("mv_development_programs", "mv_drug_trials",
+                               "mv_competitive_landscape", "mv_drug_pipeline")}
+    assert runs(sql) == [("error", None)]
+    assert_next_run_publishes(cli, sql, dsn, before)
+
+
+# --- (c) the connection drops ------------------------------------------------------------
+
+class DroppableProxy:
+    """A TCP proxy in front of the server. drop() cuts every connection through it at once
+    and stops listening, as a network failure would: the client sees its sockets die, while
+    the server's backends only notice when they next talk to the client."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def dsn(self, dsn: str) -> str:
+        return dsn.replace(f":{self.upstream_port}/", f":{self.port}/")
+
+    def drop(self):
+        self.listener.close()
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_connection_drops(dsn, cli, sql, server):
+    change_sources(sql)
+    before = fingerprint(sql, SLOW)
+    proxy = DroppableProxy(server.port)
+    lock = SourceLock(dsn, SLOW_SOURCE)
+    try:
+        run = Background(cli, "refresh", dsn=proxy.dsn(dsn))
+        orphan = waiting_refresh_pid(sql)
+        proxy.drop()
+        result = run.join()
+    finally:
+        lock.release()  # the orphaned backend finishes its refresh, but cannot commit it
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert_one_line_error(result, "lost the connection to the database")
+    assert "run again" in result.stderr
+    wait_for(sql, "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = %s)",
+             (orphan,))
+    assert fingerprint(sql, SLOW) == before
+    assert runs(sql) == [("running", None)]
+    assert_next_run_publishes(cli, sql, dsn, before)
+    first, second = runs(sql)
+    assert first[0] == "error" and "abandoned" in first[1]
+    assert second == ("success", None)

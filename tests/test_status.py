@@ -1,0 +1,126 @@
+"""Issue 8: `bioloupe-views status`, one row per mart from the catalog and the run log."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import psycopg2
+
+MARTS = ["mv_development_programs", "mv_drug_trials", "mv_efficacy_evidence",
+         "mv_competitive_landscape", "mv_drug_pipeline"]
+
+
+def status_json(cli, dsn):
+    result = cli("status", "--json", dsn=dsn)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    return data, {m["mart"]: m for m in data["marts"]}
+
+
+def ts(value):
+    return datetime.fromisoformat(value)
+
+
+def test_before_any_refresh_staleness_counts_from_the_migration(dsn, cli, sql):
+    data, by_mart = status_json(cli, dsn)
+    assert [m["mart"] for m in data["marts"]] == [
+        m for m, _ in sql("SELECT mart, level FROM bioloupe_views.refresh_order ORDER BY level, mart")]
+    migrated = dict(sql("SELECT name, migrated_at FROM bioloupe_views.mart"))
+    for mart in MARTS:
+        m = by_mart[mart]
+        assert m["populated"] is True
+        assert m["last_refresh"] is None and m["checks"] is None and m["last_success_at"] is None
+        assert ts(m["fresh_as_of"]) == migrated[mart]
+        age = (ts(data["generated_at"]) - migrated[mart]).total_seconds()
+        assert abs(m["stale_seconds"] - age) < 1
+    assert data["running"] is None and data["last_run"] is None
+
+
+def test_rows_size_last_refresh_checks_and_staleness(dsn, cli, sql):
+    assert cli("refresh", dsn=dsn).returncode == 0
+    # A warn check that fails, then a run where mv_drug_trials errors (statement timeout).
+    sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
+        " VALUES ('warn_always', 'mv_drug_pipeline', 'singular', 'warn', 999, 'SELECT 1 AS x')")
+    assert cli("refresh", "--select", "mv_drug_pipeline", dsn=dsn).returncode == 0
+    assert cli("refresh", "--select", "mv_drug_trials", "--statement-timeout", "1ms",
+               dsn=dsn).returncode == 1
+    data, by_mart = status_json(cli, dsn)
+    log = {}
+    for mart, status, mode, trigger, started, ended, duration, checks, error in sql(
+            "SELECT mart, status, mode, trigger, started_at, ended_at, duration_seconds::float8,"
+            " checks, error FROM bioloupe_views.run_log ORDER BY id"):
+        log.setdefault(mart, []).append(dict(status=status, mode=mode, trigger=trigger,
+                                             started=started, ended=ended, duration=duration,
+                                             checks=checks, error=error))
+    for mart in MARTS:
+        m = by_mart[mart]
+        count = sql(f"SELECT count(*) FROM public.{mart}")[0][0]
+        assert m["estimated_rows"] == count            # ANALYZE ran with the refresh
+        assert m["size_bytes"] == sql("SELECT pg_total_relation_size(%s::regclass)",
+                                      (f"public.{mart}",))[0][0]
+        heap = sql("SELECT pg_relation_size(%s::regclass)", (f"public.{mart}",))[0][0]
+        assert m["size_bytes"] > heap                  # the indexes are counted
+        last = log[mart][-1]
+        assert m["last_refresh"]["status"] == last["status"]
+        assert m["last_refresh"]["mode"] == last["mode"]
+        assert m["last_refresh"]["trigger"] == "cli"
+        assert ts(m["last_refresh"]["ended_at"]) == last["ended"]
+        assert abs(m["last_refresh"]["duration_seconds"] - last["duration"]) < 0.001
+        with_checks = [r for r in log[mart] if isinstance(r["checks"], list)][-1]
+        expected = {s: sum(c["status"] == s for c in with_checks["checks"])
+                    for s in ("pass", "warn", "fail", "error")}
+        assert {k: m["checks"][k] for k in expected} == expected
+        success = [r for r in log[mart] if r["status"] == "success"][-1]
+        assert ts(m["last_success_at"]) == success["ended"]
+        age = (ts(data["generated_at"]) - success["ended"]).total_seconds()
+        assert abs(m["stale_seconds"] - age) < 1
+    assert by_mart["mv_drug_pipeline"]["checks"]["warn"] >= 1
+    trials = by_mart["mv_drug_trials"]
+    assert trials["last_refresh"]["status"] == "error"
+    assert "statement timeout" in trials["last_refresh"]["error"]
+    assert trials["checks"]["pass"] > 0                # from its last run that ran checks
+    assert data["last_run"]["status"] == "error"
+
+    table = cli("status", dsn=dsn)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    header = next(i for i, l in enumerate(lines) if l.startswith("MART "))
+    for column in ("POPULATED", "ROWS (EST.)", "SIZE", "LAST REFRESH", "TOOK", "MODE", "STATUS",
+                   "TRIGGER", "CHECKS", "STALE"):
+        assert column in lines[header]
+    rows = lines[header + 1:header + 1 + len(MARTS)]
+    assert [r.split()[0] for r in rows] == [m["mart"] for m in data["marts"]]
+    pipeline = next(r for r in rows if r.startswith("mv_drug_pipeline "))
+    assert f"{by_mart['mv_drug_pipeline']['estimated_rows']:,}" in pipeline
+    assert "concurrent" in pipeline and "success" in pipeline and "1 warn" in pipeline
+    assert "mv_drug_trials: error: canceling statement due to statement timeout" in table.stdout
+
+
+def test_unpopulated_mart_and_a_running_refresh(dsn, cli, sql):
+    sql("REFRESH MATERIALIZED VIEW public.mv_drug_trials WITH NO DATA")
+    holder = psycopg2.connect(dsn)
+    holder.autocommit = True
+    try:
+        holder.cursor().execute("SELECT bioloupe_views.try_refresh_lock()")
+        holder_pid = holder.get_backend_pid()
+        data, by_mart = status_json(cli, dsn)
+        table = cli("status", dsn=dsn)
+    finally:
+        holder.close()
+    trials = by_mart["mv_drug_trials"]
+    assert trials["populated"] is False and trials["stale_seconds"] is None
+    assert data["running"]["pid"] == holder_pid
+    row = next(r for r in table.stdout.splitlines() if r.startswith("mv_drug_trials "))
+    assert " NO " in row and row.rstrip().endswith("unpopulated")
+    assert f"A refresh is running now: pid {holder_pid}" in table.stdout
+
+
+def test_status_reads_pg_cron_runs_too(dsn, cli, sql):
+    sql("CALL bioloupe_views.refresh_all(ARRAY['mv_drug_trials'])")
+    _, by_mart = status_json(cli, dsn)
+    assert by_mart["mv_drug_trials"]["last_refresh"]["trigger"] == "pg_cron"
+    assert by_mart["mv_drug_trials"]["last_refresh"]["status"] == "success"
+    assert by_mart["mv_development_programs"]["last_refresh"] is None
+    now = datetime.now(timezone.utc)
+    assert (now - ts(by_mart["mv_drug_trials"]["last_success_at"])).total_seconds() < 60
