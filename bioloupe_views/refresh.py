@@ -332,7 +332,10 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
                             (run_id, "success" if outcome.ok else "error"))
                 cur.execute("SELECT bioloupe_views.release_refresh_lock()")
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            # Only the main connection's errors get here: it holds the lock and writes the log.
+            # The main connection holds the lock and writes the log; workers' errors are
+            # results, never exceptions. Anything but its loss is unexpected: let it show.
+            if not main.closed:
+                raise
             raise ConnectionLostError(
                 f"lost the connection to the database during run {run_id} ({first_line(exc)}): "
                 "marts not yet committed keep their last good data, and the next run records "

@@ -72,12 +72,13 @@ def _drug_names(sql, mart, drug_id):
                               .format(pgsql.Identifier(mart)), (drug_id,))}
 
 
-def _call(dsn, statement="CALL bioloupe_views.refresh_all()"):
+def _call(dsn, statement="CALL bioloupe_views.refresh_all()", timeout="120s"):
     """Run the procedure the way pg_cron does (its own session, autocommit); returns the pid."""
     conn = _connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_backend_pid()")
+            cur.execute("SELECT pg_backend_pid(), set_config('statement_timeout', %s, false)",
+                        (timeout,))
             pid = cur.fetchone()[0]
             cur.execute(statement)
         return pid
@@ -200,7 +201,7 @@ def test_while_the_procedure_runs_the_cli_and_a_late_run_back_off(dsn, sql, cli)
         assert "\n" not in message
         assert "another refresh holds the lock" in message and f"pid {pid} (pg_cron)" in message
 
-        _call(dsn)  # a late pg_cron run, queued behind the first: harmless
+        _call(dsn, timeout="15s")  # a late pg_cron run, queued behind the first: harmless
         assert sql("SELECT status FROM bioloupe_views.run WHERE pid <> %s", (pid,)) == [("skipped",)]
     finally:
         gate.close()
