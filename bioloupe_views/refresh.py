@@ -28,15 +28,6 @@ from .errors import ConnectionLostError, LockBusyError, UserError
 
 APPLICATION_NAME = "refresh-views"
 
-# Run once the lock is held: no other run can be alive, so a run still marked 'running'
-# lost its session (connection dropped, backend terminated) before it could finish.
-CLOSE_ABANDONED_RUNS = """
-    UPDATE bioloupe_views.run
-    SET status = 'error', ended_at = clock_timestamp(),
-        message = 'abandoned: its session ended before the run finished'
-    WHERE status = 'running'
-"""
-
 
 @dataclass
 class Options:
@@ -310,7 +301,6 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
         acquire_lock(main, options.wait)
         t0 = time.monotonic()
         with main.cursor() as cur:
-            cur.execute(CLOSE_ABANDONED_RUNS)
             cur.execute("SELECT bioloupe_views.start_run(%s)", (options.trigger,))
             run_id = str(cur.fetchone()[0])
 
