@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import warnings
 
+import psycopg2
 import pytest
 
 from . import checks as mart_checks
 from . import graph as mart_graph
 from .config import resolve_dsn
-from .db import connect
+from .db import connect, first_line
 from .errors import UserError
 
 
@@ -41,6 +42,8 @@ def _results(config) -> list[dict] | str:
             config._bioloupe_results = results
         except UserError as exc:
             config._bioloupe_results = str(exc)
+        except psycopg2.Error as exc:  # e.g. no privilege on the bioloupe_views schema
+            config._bioloupe_results = first_line(exc)
     return config._bioloupe_results
 
 
