@@ -169,15 +169,20 @@ SELECT g,
 FROM gen_p p, generate_series(1, p.n_approvals) g,
      LATERAL (SELECT pg_temp.u(g, 13) AS st) r;
 
--- 1-3 diseases per approval; every 30th approval lists its first disease twice.
+-- 1-3 diseases per approval; every 30th approval lists its first disease twice. Two thirds
+-- of the diseases are one of the drug's three "home" diseases (see trial_diseases below), so
+-- approvals usually sit on pairs that trials also reach.
 INSERT INTO indications (id, drug_approval_id, disease_id)
 SELECT a.off + k,
        a.id,
        CASE WHEN pg_temp.u(a.id * 8 + kk, 21) < 0.01 THEN p.dangle + a.id * 8 + kk
+            WHEN pg_temp.u(a.id * 8 + kk, 23) < 0.67
+                THEN pg_temp.pick(a.drug_id * 4 + floor(pg_temp.u(a.id * 8 + kk, 24) * 3)::bigint,
+                                  85, p.n_diseases, 2)
             ELSE pg_temp.pick(a.id * 8 + kk, 22, p.n_diseases, 2) END
 FROM gen_p p,
-     (SELECT id, n, sum(n) OVER (ORDER BY id) - n AS off
-      FROM (SELECT id,
+     (SELECT id, drug_id, n, sum(n) OVER (ORDER BY id) - n AS off
+      FROM (SELECT id, drug_id,
                    CASE WHEN id % 30 = 4 THEN 3                              -- has the duplicate
                         WHEN pg_temp.u(id, 20) < 0.60 THEN 1
                         WHEN pg_temp.u(id, 20) < 0.88 THEN 2
@@ -296,15 +301,23 @@ SELECT ga.tai_off + j,
 FROM gen_p p, gen_arm ga, generate_series(1, ga.n_tai) j,
      LATERAL (SELECT pg_temp.u(ga.tai_off + j, 72) AS inv) r;
 
--- Trial diseases (popular diseases much more common). Every 41st trial lists its first
--- disease twice; 0.4% point at a missing disease (plus the disease-id gaps).
+-- Trial diseases (popular diseases much more common). Drugs are developed in a few diseases
+-- through several trials: in 65% of trials the first disease is one of three "home" diseases
+-- of the trial's lead drug (the drug picked for its first intervention), so the same
+-- drug x disease pair is reached by trials of several phases, and phase ties are common.
+-- Every 41st trial lists its first disease twice; 0.4% point at a missing disease (plus the
+-- disease-id gaps).
 INSERT INTO trial_diseases (id, clinical_trial_id, disease_id)
 SELECT gt.dis_off + k,
        gt.t,
-       CASE WHEN pg_temp.u(key, 81) < 0.004 THEN p.dangle + key
-            ELSE pg_temp.pick(key, 82, p.n_diseases, 2) END
+       CASE WHEN pg_temp.u(d.key, 81) < 0.004 THEN p.dangle + d.key
+            WHEN d.kk = 1 AND pg_temp.u(gt.t, 83) < 0.65
+                THEN pg_temp.pick(pg_temp.pick(gt.t * 16 + 1, 52, p.n_drugs, 2) * 4
+                                  + floor(pg_temp.u(gt.t, 84) * 3)::bigint, 85, p.n_diseases, 2)
+            ELSE pg_temp.pick(d.key, 82, p.n_diseases, 2) END
 FROM gen_p p, gen_trial gt, generate_series(1, gt.n_dis) k,
-     LATERAL (SELECT gt.t * 8 + CASE WHEN gt.t % 41 = 6 AND k = 2 THEN 1 ELSE k END AS key) d;
+     LATERAL (SELECT CASE WHEN gt.t % 41 = 6 AND k = 2 THEN 1 ELSE k END AS kk) c,
+     LATERAL (SELECT gt.t * 8 + c.kk AS key, c.kk) d;
 
 -- Arm results: spread over arms at random (about 1.25 per arm); 0.2% name a missing arm.
 INSERT INTO trial_arm_results (id, trial_arm_id, endpoint, value, unit, ci_lower, ci_upper,
