@@ -107,15 +107,16 @@ def check_pg_cron(conn, create: bool) -> dict:
     """Stop, saying how to enable pg_cron, unless it can run jobs in this database. With
     `create`, create the extension here when missing. Returns what the messages need."""
     with conn.cursor() as cur:
-        cur.execute("SELECT current_database(), current_user, current_setting('server_version_num')::int / 10000,"
+        cur.execute("SELECT current_database(), current_setting('server_version_num')::int / 10000,"
                     " (SELECT installed_version FROM pg_available_extensions WHERE name = 'pg_cron'),"
                     " EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pg_cron')")
-        dbname, user, major, installed, available = cur.fetchone()
+        dbname, major, installed, available = cur.fetchone()
         if not available:
             raise PgCronError(f"the pg_cron extension is not installed on the server: install it "
                               f"(apt-get install postgresql-{major}-cron), then {_enable_steps(dbname)}")
         preload = _setting(cur, "shared_preload_libraries")
-        if preload is not _HIDDEN and "pg_cron" not in [p.strip().strip('"') for p in (preload or "").split(",")]:
+        if preload is not _HIDDEN and "pg_cron" not in [
+                lib.strip().strip('"') for lib in (preload or "").split(",")]:
             raise PgCronError(f"pg_cron is installed but not loaded: {_enable_steps(dbname, preload)}")
         cron_db = _setting(cur, "cron.database_name")
         if cron_db not in (_HIDDEN, None) and cron_db != dbname:
@@ -128,6 +129,7 @@ def check_pg_cron(conn, create: bool) -> dict:
             if not create:
                 raise PgCronError(f"pg_cron is not set up in database {dbname}: run `bioloupe-views "
                                   "cron install --schedule ...` (it creates the extension)")
+            require_migrated(conn)  # no extension left behind in a database without marts
             try:
                 cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
                 created = True
@@ -135,7 +137,7 @@ def check_pg_cron(conn, create: bool) -> dict:
                 raise PgCronError(f"cannot create the pg_cron extension in database {dbname} "
                                   f"({first_line(exc)}): as a superuser, run CREATE EXTENSION "
                                   f"pg_cron; in database {dbname}") from None
-        return {"database": dbname, "user": user, "created": created,
+        return {"database": dbname, "created": created,
                 "background_workers": _setting(cur, "cron.use_background_workers"),
                 "host": _setting(cur, "cron.host")}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,8 @@ _SERVER = ThrowawayServer(port=PORT, cron=pg_cron_available())
 def pytest_sessionstart(session):
     _SERVER.start()
     atexit.register(_SERVER.stop)
+    # A killed run (CI timeout, Ctrl-C from a wrapper) must not leave the server behind.
+    signal.signal(signal.SIGTERM, lambda *_: (_SERVER.stop(), sys.exit(143)))
 
 
 def pytest_sessionfinish(session, exitstatus):

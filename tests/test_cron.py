@@ -195,7 +195,7 @@ def test_while_the_procedure_runs_the_cli_and_a_late_run_back_off(dsn, sql, cli)
             time.sleep(0.05)
         pid = sql("SELECT pid FROM bioloupe_views.run WHERE status = 'running'")[0][0]
 
-        result = cli("--select", first, dsn=dsn, executable="refresh-views")
+        result = cli("--select", first, dsn=dsn, executable="refresh-views", timeout=60)
         assert result.returncode == 1, result.stderr
         message = result.stderr.strip()
         assert "\n" not in message
@@ -264,9 +264,9 @@ def test_install_status_and_remove(cron_dsn, cli):
 
         # A selection is validated against the database and stored as a text[] literal.
         chosen = "mv_development_programs"
-        expected = {chosen} | {m for (m,) in _query(cron_dsn, "SELECT mart FROM"
-                                                     " bioloupe_views.mart_dependency WHERE depends_on = %s", (chosen,))}
-        updated = cli("cron", "install", "--schedule", "@monthly", "--select", f"{chosen}+", dsn=cron_dsn)
+        expected = {chosen} | _dependents(lambda *q: _query(cron_dsn, *q), chosen)
+        updated = cli("cron", "install", "--schedule", "@monthly", "--select", f"{chosen}+",
+                      dsn=cron_dsn)
         assert updated.returncode == 0 and "Updated" in updated.stdout, updated.stderr
         (same_id, schedule, command, _), = _job(cron_dsn)
         assert (same_id, schedule) == (jobid, "@monthly")
@@ -308,12 +308,39 @@ def test_an_invalid_schedule_is_one_line_and_exit_2(cron_dsn, cli, schedule):
 
 
 @needs_pg_cron
+def test_a_non_superuser_with_usage_on_cron_installs_and_removes_its_job(cron_dsn, cli):
+    # Such a role may not read shared_preload_libraries or cron.*: the checks must not trip.
+    role, password = "bioloupe_cron_user", "s3cret-cron"
+    _query(cron_dsn, pgsql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(pgsql.Identifier(role)),
+           (password,))
+    try:
+        _query(cron_dsn, pgsql.SQL("GRANT USAGE ON SCHEMA cron, bioloupe_views TO {0};"
+                                   " GRANT SELECT ON ALL TABLES IN SCHEMA bioloupe_views TO {0}")
+               .format(pgsql.Identifier(role)))
+        user_dsn = cron_dsn.replace("postgres@", f"{role}:{password}@", 1)
+        installed = cli("cron", "install", "--schedule", "0 0 1 1 *", dsn=user_dsn)
+        assert installed.returncode == 0, installed.stderr
+        assert f"as {role}" in installed.stdout
+        assert _query(cron_dsn, "SELECT username, schedule FROM cron.job WHERE jobname = %s",
+                      (JOB,)) == [(role, "0 0 1 1 *")]
+        status = cli("cron", "status", dsn=user_dsn)
+        assert status.returncode == 0 and "0 0 1 1 *" in status.stdout, status.stderr
+        removed = cli("cron", "remove", dsn=user_dsn)
+        assert removed.returncode == 0 and "Removed" in removed.stdout, removed.stderr
+        assert _query(cron_dsn, "SELECT count(*) FROM cron.job WHERE jobname = %s", (JOB,)) == [(0,)]
+    finally:
+        _query(cron_dsn, pgsql.SQL("DELETE FROM cron.job WHERE username = %s; DROP OWNED BY {0};"
+                                   " DROP ROLE {0}").format(pgsql.Identifier(role)), (role,))
+
+
+@needs_pg_cron
 def test_install_outside_cron_database_name_says_how_to_fix_it(dsn, cli):
     result = cli("cron", "install", "--schedule", "* * * * *", dsn=dsn)
     dbname = dsn.rsplit("/", 1)[1]
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "cron.database_name" in result.stderr
-    assert f"cron.database_name = '{dbname}'" in result.stderr and "CREATE EXTENSION pg_cron" in result.stderr
+    assert f"cron.database_name = '{dbname}'" in result.stderr
+    assert "CREATE EXTENSION pg_cron" in result.stderr
 
 
 def test_without_pg_cron_loaded_the_error_says_how_to_enable_it(cli):
