@@ -3,7 +3,7 @@ or Graphviz DOT (what dbt's docs lineage graph showed).
 
 Nothing here is hand-kept. Both kinds of edge come from the database's own catalog, i.e.
 the dependencies PostgreSQL records for each view's rewrite rule:
-- source table -> mart: sql/_queries/mart_sources.sql;
+- source table -> mart: sql/_queries/mart_sources.sql, over bioloupe_views.mart_reads;
 - mart -> mart: graph.load() (bioloupe_views.mart_dependency), the same edges the refresh
   order uses.
 Plain views in between are followed, not drawn. The command therefore needs a database

@@ -61,10 +61,11 @@ FROM bioloupe_views.mart m
 JOIN pg_namespace n ON n.nspname = 'public'
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = m.name AND c.relkind = 'm';
 
--- Which mart reads which, from the catalog: a view's rewrite rule depends on every relation
--- its query reads. Plain views in between are followed, so a mart reading a view that reads
--- another mart still depends on it. This is the only record of the dependency order.
-CREATE VIEW bioloupe_views.mart_dependency AS
+-- Every relation each mart reads, from the catalog: a view's rewrite rule depends on every
+-- relation its query reads. Plain views in between are followed (and listed), so a mart
+-- reading a view that reads another mart still reads that mart. This is the only record of
+-- the lineage: the dependency order below and `bioloupe-views graph` both come from it.
+CREATE VIEW bioloupe_views.mart_reads AS
 WITH RECURSIVE reads(mart, relid) AS (
     SELECT mm.name, d.refobjid
     FROM bioloupe_views.managed_mart mm
@@ -79,10 +80,14 @@ WITH RECURSIVE reads(mart, relid) AS (
     JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
                     AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> v.oid
 )
-SELECT DISTINCT reads.mart, up.name AS depends_on
-FROM reads
-JOIN bioloupe_views.managed_mart up ON up.relid = reads.relid
-WHERE up.name <> reads.mart;
+SELECT DISTINCT mart, relid FROM reads;
+
+-- Which mart reads which: the dependency order's one source.
+CREATE VIEW bioloupe_views.mart_dependency AS
+SELECT DISTINCT r.mart, up.name AS depends_on
+FROM bioloupe_views.mart_reads r
+JOIN bioloupe_views.managed_mart up ON up.relid = r.relid
+WHERE up.name <> r.mart;
 
 -- Each mart's level: 0 for marts that read only sources, else one more than its deepest
 -- upstream mart. Refreshing in (level, mart) order respects every dependency.
