@@ -30,6 +30,16 @@ class Index:
 
 
 @dataclass(frozen=True)
+class SourceIndex:
+    """An index on a source table that the mart's query plan uses (mart.toml
+    `source_indexes`). The sources belong to their owners: `bioloupe-views doctor` only
+    reports the missing ones, as statements to run."""
+    table: str
+    columns: tuple[str, ...]
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Mart:
     name: str
     description: str
@@ -37,6 +47,7 @@ class Mart:
     other_indexes: tuple[tuple[str, ...], ...]
     check_declarations: tuple[dict, ...]
     directory: Path
+    source_indexes: tuple[SourceIndex, ...] = ()
 
     @property
     def versions(self) -> list[int]:
@@ -81,6 +92,8 @@ def _load(directory: Path) -> Mart:
         other_indexes=tuple(tuple(cols) for cols in spec.get("indexes", [])),
         check_declarations=tuple(spec.get("checks", [])),
         directory=directory,
+        source_indexes=tuple(SourceIndex(i["table"], tuple(i["columns"]), i.get("why", ""))
+                             for i in spec.get("source_indexes", [])),
     )
 
 

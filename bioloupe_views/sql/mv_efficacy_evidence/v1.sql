@@ -1,23 +1,7 @@
 -- mv_efficacy_evidence v1: one row per efficacy result, per drug it is evidence for, per
 -- disease (specified in marts.md; not in the seed). Part 1: trial arm results, credited to the
 -- arm's investigational drugs and the trial's diseases. Part 2: publication outcomes.
---
--- Part 1's duplicates (the same drug through two interventions of an arm, the same disease
--- twice for a trial) are removed on the narrow (arm, drug) and (trial, disease) pairs before
--- the join, not by a DISTINCT over the 22 wide output columns: every output column is a
--- function of (result, drug, disease), so the rows are the same, and the hash tables are a
--- fraction of the size (the wide DISTINCT spills to disk at production scale).
-WITH arm_drug AS (
-    SELECT DISTINCT tai.trial_arm_id, i.drug_id
-    FROM trial_arm_interventions tai
-    JOIN interventions i ON i.id = tai.intervention_id
-    WHERE tai.is_investigational = true
-),
-trial_disease AS (
-    SELECT DISTINCT td.clinical_trial_id, td.disease_id
-    FROM trial_diseases td
-)
-SELECT
+SELECT DISTINCT
     'trial_arm_result'::text AS source_type,
     tar.id AS evidence_id,
     d.id AS drug_id,
@@ -43,9 +27,10 @@ SELECT
 FROM trial_arm_results tar
 JOIN trial_arms ta ON ta.id = tar.trial_arm_id
 JOIN clinical_trials ct ON ct.id = ta.clinical_trial_id
-JOIN arm_drug ad ON ad.trial_arm_id = ta.id
-JOIN drugs d ON d.id = ad.drug_id
-JOIN trial_disease td ON td.clinical_trial_id = ct.id
+JOIN trial_arm_interventions tai ON tai.trial_arm_id = ta.id AND tai.is_investigational = true
+JOIN interventions i ON i.id = tai.intervention_id
+JOIN drugs d ON d.id = i.drug_id
+JOIN trial_diseases td ON td.clinical_trial_id = ct.id
 JOIN diseases dis ON dis.id = td.disease_id
 WHERE ct.overall_status NOT IN ('withdrawn')
 UNION ALL

@@ -1,0 +1,111 @@
+"""`bioloupe-views doctor`: which source indexes the marts' query plans use, and which of
+them this database lacks.
+
+The sources belong to other systems, so this project never changes them: doctor prints each
+missing index as a `CREATE INDEX CONCURRENTLY` statement for the owner to run (concurrently,
+so building it does not block their writers), and applies nothing. The list of indexes is a
+fact about each mart's SQL and lives beside it, in mart.toml (`source_indexes`, read through
+catalog.py); an index counts as present when a valid btree index on the table starts with
+those columns (sql/_queries/source_index.sql). Works before `alembic upgrade head` too: it
+reads only the sources and the system catalog. Exit code 0 whether or not indexes are
+missing: the output is advice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+from psycopg2 import sql
+
+from . import catalog, contract
+from .cli import dsn_option, friendly_errors, main
+from .config import describe, resolve_dsn
+from .db import connect
+from .errors import ContractError
+
+SOURCE_INDEX_QUERY = catalog.SQL_DIR / "_queries" / "source_index.sql"
+
+
+@dataclass
+class Finding:
+    table: str
+    columns: tuple[str, ...]
+    marts: list[str]
+    reasons: list[str]
+    existing: str | None       # the name of the index that serves it, if any
+
+    @property
+    def label(self) -> str:
+        return f"{self.table} ({', '.join(self.columns)})"
+
+
+def wanted() -> list[Finding]:
+    """Every source index some mart's plan uses, once, with the marts that use it."""
+    found: dict[tuple, Finding] = {}
+    for mart in catalog.marts().values():
+        for index in mart.source_indexes:
+            key = (index.table, index.columns)
+            finding = found.setdefault(key, Finding(index.table, index.columns, [], [], None))
+            finding.marts.append(mart.name)
+            if index.why:
+                finding.reasons.append(index.why)
+    return list(found.values())
+
+
+def diagnose(conn) -> list[Finding]:
+    """The wanted source indexes, each with the existing index that serves it (or None)."""
+    findings = wanted()
+    problems = contract.missing(conn)
+    absent = sorted({f.table for f in findings if f.table in problems})
+    if absent:
+        raise ContractError(contract.describe_missing(problems))
+    query = SOURCE_INDEX_QUERY.read_text()
+    with conn.cursor() as cur:
+        for finding in findings:
+            cur.execute(query, {"schema": contract.SOURCE_SCHEMA, "table": finding.table,
+                                "columns": list(finding.columns)})
+            row = cur.fetchone()
+            finding.existing = row[0] if row else None
+    return findings
+
+
+def create_statement(conn, finding: Finding) -> str:
+    """CREATE INDEX CONCURRENTLY for a missing index, with every identifier quoted."""
+    name = f"{finding.table}_{'_'.join(finding.columns)}_idx"[:63]
+    return sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {schema}.{table} ({columns});").format(
+        name=sql.Identifier(name),
+        schema=sql.Identifier(contract.SOURCE_SCHEMA),
+        table=sql.Identifier(finding.table),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in finding.columns),
+    ).as_string(conn)
+
+
+@main.command("doctor")
+@dsn_option
+@friendly_errors
+def doctor_command(dsn):
+    """Report the source indexes the marts' plans use; print the missing ones as SQL."""
+    dsn = resolve_dsn(dsn)
+    conn = connect(dsn)
+    try:
+        findings = diagnose(conn)
+        statements = [create_statement(conn, f) for f in findings if f.existing is None]
+    finally:
+        conn.close()
+    click.echo(f"Source indexes the marts' query plans use, on {describe(dsn)} "
+               f"(schema {contract.SOURCE_SCHEMA}):")
+    if not findings:
+        click.echo("  none: every mart's plan needs only the sources' primary keys")
+    for f in findings:
+        state = f"ok ({f.existing})" if f.existing else "MISSING"
+        why = f" - {'; '.join(f.reasons)}" if f.reasons else ""
+        click.echo(f"  {state:<32} {f.label} for {', '.join(f.marts)}{why}")
+    click.echo("")
+    if statements:
+        click.echo(f"{len(statements)} missing. The sources are yours, so nothing was changed; "
+                   "to add them, run:")
+        for statement in statements:
+            click.echo(statement)
+    else:
+        click.echo("No source index is missing.")
