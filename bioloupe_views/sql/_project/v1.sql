@@ -148,10 +148,11 @@ $$;
 -- status 'check_failed' means an error-severity check failed or could not run, and the
 -- caller must roll back so readers keep the last good data. CONCURRENTLY needs a populated
 -- view, so an unpopulated one gets a plain refresh ("fallback": true).
--- No parallel workers: a refresh takes one core per mart. refresh-views already refreshes
--- independent marts side by side, and workers would take the cores the app's readers need
--- (production scale, 2 cores: read p99 during refresh-views 7-8 ms with workers, 5.5 ms
--- without, same wall time; see benchmarks/).
+-- No parallel workers: a refresh takes one core per mart, so the app's readers keep the
+-- others. refresh-views already refreshes independent marts side by side. Measured at
+-- production scale on 2 cores (benchmarks/): with the default 4 threads, read p99 during
+-- the run 5.3-5.7 ms instead of 7-8 ms, same wall time (33-36s); the price is a serial run
+-- (--threads 1, pg_cron's refresh_all) taking 63s instead of 47s.
 CREATE FUNCTION bioloupe_views.refresh_mart(
     p_mart text, p_concurrently boolean DEFAULT true, p_checks boolean DEFAULT true)
 RETURNS jsonb

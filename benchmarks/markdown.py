@@ -1,0 +1,61 @@
+"""Render a results JSON as the README's Performance tables:
+`.venv/bin/python -m benchmarks.markdown benchmarks/results/scale-60-....json`.
+Every figure comes from the file, so the README quotes only what a run measured."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _s(value) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"Scale {results['scale']:g} (production size), {results['date'][:10]}, "
+        f"{m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB, PostgreSQL "
+        f"{m['postgres'].split()[0]} (throwaway server: "
+        + ", ".join(f"{k}={v}" for k, v in m["server_settings"].items()) + ").",
+        f"Command: `{results['command']}`. Load: {_s(results['load']['seconds'])} "
+        f"(+ ANALYZE {_s(results['load']['analyze_seconds'])}); first build "
+        f"(`alembic upgrade head`): {_s(results['initial_build_seconds'])}.",
+        "",
+        "| mart | rows | floor (bare query) | plain refresh | concurrent refresh |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for mart, r in results["marts"].items():
+        lines.append(f"| {mart} | {r['rows']:,} | {_s(r['floor_s'])} | {_s(r['plain_s'])} "
+                     f"({r['plain_ratio']:.2f}x) | {_s(r['concurrent_s'])} "
+                     f"({r['concurrent_ratio']:.2f}x) |")
+    lines += ["", "| end to end | wall | peak RSS |", "|---|---:|---:|"]
+    for name, r in results["end_to_end"].items():
+        if r.get("seconds") is not None:
+            lines.append(f"| {name} | {_s(r['seconds'])} | {r['peak_rss_mb']} MB |")
+    lines += ["", "| app reads while ... | reads | p50 ms | p99 ms | max ms | > 100 ms |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for phase, r in results["reads"].items():
+        a = r["all"]
+        lines.append(f"| {phase} | {a['reads']} | {_ms(a['p50_ms'])} | {_ms(a['p99_ms'])} | "
+                     f"{_ms(a['max_ms'])} | {a['over_100ms']} |")
+    swap = results.get("side_by_side") or {}
+    if swap.get("swap_seconds") is not None:
+        lines += ["", f"Side-by-side replacement of mv_development_programs (and its 2 "
+                      f"dependents): built in {_s(swap['build_seconds'])}, readers blocked "
+                      f"{swap['swap_seconds'] * 1000:.0f} ms."]
+    lines += ["", "| target | goal | measured | |", "|---|---|---:|---|"]
+    for t in results["targets"]:
+        lines.append(f"| {t['target']} | {t['goal']} | {t['measured']} | "
+                     f"{'met' if t['met'] else '**missed**'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(json.loads(Path(sys.argv[1]).read_text())))
