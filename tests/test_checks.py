@@ -171,3 +171,50 @@ def test_the_pytest_plugin_agrees_with_the_check_command(crafted_drug_trials, ds
                 for n, r in by_name.items()}
     assert plugin == expected
     assert "failed" in plugin.values() and "passed" in plugin.values()
+
+
+def _pairs_missing(sql, left: str, right: str, where: str = "TRUE") -> set[tuple]:
+    """(drug_id, disease_id) pairs of `left` (filtered by `where`) that `right` lacks, by an
+    anti-join: a second formulation to hold the checks' EXCEPT against."""
+    return set(sql(f"SELECT DISTINCT l.drug_id, l.disease_id FROM public.{left} l WHERE {where}"
+                   f" AND NOT EXISTS (SELECT 1 FROM public.{right} r"
+                   f" WHERE r.drug_id = l.drug_id AND r.disease_id = l.disease_id)"))
+
+
+def test_landscape_must_have_exactly_the_programs_pairs(dsn, cli, sql, tmp_path):
+    # Pairs leave the programs (their trials lose their diseases) and others arrive (a trial
+    # gains a disease), and only mv_development_programs is refreshed.
+    sql("DELETE FROM trial_diseases WHERE clinical_trial_id IN"
+        " (SELECT clinical_trial_id FROM trial_diseases ORDER BY id LIMIT 40)")
+    sql("INSERT INTO trial_diseases (id, clinical_trial_id, disease_id)"
+        " SELECT (SELECT max(id) FROM trial_diseases) + 1, dt.clinical_trial_id,"
+        "        (SELECT min(dis.id) FROM diseases dis WHERE NOT EXISTS (SELECT 1"
+        "         FROM mv_development_programs p WHERE (p.drug_id, p.disease_id) = (dt.drug_id, dis.id)))"
+        " FROM mv_drug_trials dt JOIN drugs d ON d.id = dt.drug_id"
+        " JOIN clinical_trials ct ON ct.id = dt.clinical_trial_id"
+        " WHERE ct.overall_status <> 'withdrawn' ORDER BY dt.clinical_trial_id DESC LIMIT 1")
+    sql("REFRESH MATERIALIZED VIEW public.mv_development_programs")
+    gone = _pairs_missing(sql, "mv_competitive_landscape", "mv_development_programs")
+    new = _pairs_missing(sql, "mv_development_programs", "mv_competitive_landscape")
+    assert gone and new
+    result, by_name = check_results(cli, dsn, tmp_path, "--select", "mv_competitive_landscape")
+    check = by_name["assert_mv_competitive_landscape_matches_programs"]
+    assert (check["status"], check["failures"]) == ("fail", len(gone) + len(new))
+    assert result.returncode == 1
+    for row in check["sample"]:
+        pair = (row["drug_id"], row["disease_id"])
+        assert pair in (gone if row["problem"] == "not_in_programs" else new), row
+
+
+def test_efficacy_pairs_outside_the_programs_warn(dsn, cli, sql, tmp_path):
+    sql("DELETE FROM trial_diseases WHERE clinical_trial_id IN (SELECT clinical_trial_id"
+        " FROM mv_efficacy_evidence WHERE source_type = 'trial_arm_result' ORDER BY 1 LIMIT 30)")
+    sql("REFRESH MATERIALIZED VIEW public.mv_development_programs")
+    missing = _pairs_missing(sql, "mv_efficacy_evidence", "mv_development_programs",
+                             "l.source_type = 'trial_arm_result'")
+    assert missing
+    result, by_name = check_results(cli, dsn, tmp_path, "--select", "mv_efficacy_evidence")
+    check = by_name["assert_mv_efficacy_evidence_trial_pairs_in_programs"]
+    assert (check["severity"], check["status"], check["failures"]) == ("warn", "warn", len(missing))
+    assert {(r["drug_id"], r["disease_id"]) for r in check["sample"]} <= missing
+    assert result.returncode == 0

@@ -1,5 +1,10 @@
 -- mv_drug_trials v1: every drug's role in every trial it appears in (the seed's model).
 -- Drug ids without a drugs row are kept, as in the seed.
+-- ORDER BY changes no row. It is for REFRESH ... CONCURRENTLY, which sorts every new row
+-- with no NULL column (here all of them) by its whole-row image to look for duplicates:
+-- rows already in that order (drug_id, clinical_trial_id, role: the unique key, and the
+-- column order) sort in one pass. Measured at production scale without parallel workers,
+-- as refresh_mart runs: concurrent refresh 17.5s -> 7.2s, plain 5.7s -> 4.2s.
 SELECT DISTINCT
     i.drug_id,
     ct.id AS clinical_trial_id,
@@ -17,3 +22,4 @@ JOIN interventions i ON i.id = tai.intervention_id
 JOIN trial_arms ta ON ta.id = tai.trial_arm_id
 JOIN clinical_trials ct ON ct.id = ta.clinical_trial_id
 WHERE i.drug_id IS NOT NULL
+ORDER BY drug_id, clinical_trial_id, role
