@@ -1,5 +1,6 @@
 """Per-mart costs: the floor (the bare query), a plain refresh and a concurrent refresh, plus
-the source indexes each mart's plan uses.
+the source indexes each mart's plan uses. The floor's table also gets the mart's indexes,
+timed apart, to show how much of a plain refresh is index building.
 
 The floor is `CREATE TEMP TABLE AS` with the mart's own SELECT (catalog: Mart.sql(version)
 at the version the database records): what the query costs with nothing around it, no WAL,
@@ -40,12 +41,21 @@ def _timed(cur, statement) -> float:
     return time.perf_counter() - t0
 
 
+def _index_statement(index: catalog.Index) -> sql.Composed:
+    """The mart's index, built on the floor's temp table: what a plain refresh adds to the
+    bare query, besides WAL."""
+    return sql.SQL("CREATE {}INDEX ON bench_floor ({})").format(
+        sql.SQL("UNIQUE " if index.unique else ""),
+        sql.SQL(", ").join(sql.Identifier(c) for c in index.columns))
+
+
 def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict:
-    """Median floor / plain / concurrent seconds per mart, with the raw runs. Each round
+    """Median floor / plain / concurrent seconds per mart, with the raw runs, and the time to
+    build the mart's indexes on the floor's table. Each round
     starts with `before_round()` (a batch of source changes), so the concurrent refresh,
     which runs before the plain one, has a real difference to apply."""
     versions = mart_versions(conn)
-    runs = {m: {"floor": [], "plain": [], "concurrent": []} for m in order}
+    runs = {m: {"floor": [], "indexes": [], "plain": [], "concurrent": []} for m in order}
     with conn.cursor() as cur:
         for attempt in range(1, repeat + 1):
             if before_round:
@@ -55,6 +65,8 @@ def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict
                 ident = sql.Identifier(catalog.MART_SCHEMA, mart)
                 runs[mart]["floor"].append(_timed(cur, sql.SQL(
                     "CREATE TEMP TABLE bench_floor AS\n{}").format(sql.SQL(body))))
+                runs[mart]["indexes"].append(sum(
+                    _timed(cur, _index_statement(index)) for index in catalog.get(mart).indexes))
                 cur.execute("DROP TABLE bench_floor")
                 runs[mart]["concurrent"].append(_timed(cur, sql.SQL(
                     "REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(ident)))
@@ -74,6 +86,8 @@ def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict
                 "floor_s": round(med["floor"], 3),
                 "plain_s": round(med["plain"], 3),
                 "concurrent_s": round(med["concurrent"], 3),
+                "floor_indexes_s": round(med["indexes"], 3),
+                "plain_vs_floor_and_indexes": round(med["plain"] / (med["floor"] + med["indexes"]), 2),
                 "plain_ratio": round(med["plain"] / med["floor"], 2),
                 "concurrent_ratio": round(med["concurrent"] / med["floor"], 2),
                 "runs": {k: [round(x, 3) for x in v] for k, v in runs[mart].items()},
