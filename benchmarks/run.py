@@ -129,7 +129,7 @@ def evaluate(results: dict) -> list[dict]:
     for mart, m in results["marts"].items():
         add(f"{mart} plain refresh / floor", f"<= {TARGETS['plain_ratio']}x",
             m["plain_ratio"], m["plain_ratio"] <= TARGETS["plain_ratio"],
-            f"{m['plain_vs_floor_and_indexes']}x the floor plus building its indexes")
+            f"{m['plain_vs_floor_and_indexes']:.2f}x the floor plus building its indexes")
         add(f"{mart} concurrent refresh / floor", f"<= {TARGETS['concurrent_ratio']}x",
             m["concurrent_ratio"], m["concurrent_ratio"] <= TARGETS["concurrent_ratio"])
     e2e = results["end_to_end"]

@@ -7,6 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from psycopg2 import sql as pgsql
 
 from bioloupe_views import catalog, checks
 from tests.conftest import run_cli
@@ -173,12 +174,16 @@ def test_the_pytest_plugin_agrees_with_the_check_command(crafted_drug_trials, ds
     assert "failed" in plugin.values() and "passed" in plugin.values()
 
 
-def _pairs_missing(sql, left: str, right: str, where: str = "TRUE") -> set[tuple]:
-    """(drug_id, disease_id) pairs of `left` (filtered by `where`) that `right` lacks, by an
-    anti-join: a second formulation to hold the checks' EXCEPT against."""
-    return set(sql(f"SELECT DISTINCT l.drug_id, l.disease_id FROM public.{left} l WHERE {where}"
-                   f" AND NOT EXISTS (SELECT 1 FROM public.{right} r"
-                   f" WHERE r.drug_id = l.drug_id AND r.disease_id = l.disease_id)"))
+def _pairs_missing(sql, left: str, right: str, trial_results_only: bool = False) -> set[tuple]:
+    """(drug_id, disease_id) pairs of mart `left` that mart `right` lacks, by an anti-join: a
+    second formulation to hold the checks' EXCEPT against."""
+    query = pgsql.SQL(
+        "SELECT DISTINCT l.drug_id, l.disease_id FROM {left} l WHERE {only}"
+        " AND NOT EXISTS (SELECT 1 FROM {right} r"
+        " WHERE r.drug_id = l.drug_id AND r.disease_id = l.disease_id)").format(
+        left=pgsql.Identifier("public", left), right=pgsql.Identifier("public", right),
+        only=pgsql.SQL("l.source_type = 'trial_arm_result'" if trial_results_only else "TRUE"))
+    return set(sql(query))
 
 
 def test_landscape_must_have_exactly_the_programs_pairs(dsn, cli, sql, tmp_path):
@@ -211,7 +216,7 @@ def test_efficacy_pairs_outside_the_programs_warn(dsn, cli, sql, tmp_path):
         " FROM mv_efficacy_evidence WHERE source_type = 'trial_arm_result' ORDER BY 1 LIMIT 30)")
     sql("REFRESH MATERIALIZED VIEW public.mv_development_programs")
     missing = _pairs_missing(sql, "mv_efficacy_evidence", "mv_development_programs",
-                             "l.source_type = 'trial_arm_result'")
+                             trial_results_only=True)
     assert missing
     result, by_name = check_results(cli, dsn, tmp_path, "--select", "mv_efficacy_evidence")
     check = by_name["assert_mv_efficacy_evidence_trial_pairs_in_programs"]
