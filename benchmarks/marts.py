@@ -17,7 +17,7 @@ import time
 
 from psycopg2 import sql
 
-from bioloupe_views import catalog, contract, doctor
+from bioloupe_views import catalog, contract, doctor, replace
 
 
 def refresh_settings(conn) -> dict[str, str]:
@@ -41,14 +41,6 @@ def _timed(cur, statement) -> float:
     return time.perf_counter() - t0
 
 
-def _index_statement(index: catalog.Index) -> sql.Composed:
-    """The mart's index, built on the floor's temp table: what a plain refresh adds to the
-    bare query, besides WAL."""
-    return sql.SQL("CREATE {}INDEX ON bench_floor ({})").format(
-        sql.SQL("UNIQUE " if index.unique else ""),
-        sql.SQL(", ").join(sql.Identifier(c) for c in index.columns))
-
-
 def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict:
     """Median floor / plain / concurrent seconds per mart, with the raw runs, and the time to
     build the mart's indexes on the floor's table. Each round
@@ -65,8 +57,9 @@ def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict
                 ident = sql.Identifier(catalog.MART_SCHEMA, mart)
                 runs[mart]["floor"].append(_timed(cur, sql.SQL(
                     "CREATE TEMP TABLE bench_floor AS\n{}").format(sql.SQL(body))))
-                runs[mart]["indexes"].append(sum(
-                    _timed(cur, _index_statement(index)) for index in catalog.get(mart).indexes))
+                runs[mart]["indexes"].append(sum(  # what a plain refresh adds, besides WAL
+                    _timed(cur, statement) for statement in
+                    replace.declared_indexes(catalog.get(mart), "pg_temp", "bench_floor")))
                 cur.execute("DROP TABLE bench_floor")
                 runs[mart]["concurrent"].append(_timed(cur, sql.SQL(
                     "REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(ident)))

@@ -68,11 +68,12 @@ class Replacement:
     lock_attempts: int = 0
 
 
-def declared_indexes(mart: catalog.Mart, schema: str = catalog.MART_SCHEMA) -> list[sql.Composed]:
-    """CREATE INDEX for each index mart.toml declares, on schema.<mart>."""
+def declared_indexes(mart: catalog.Mart, schema: str = catalog.MART_SCHEMA,
+                     table: str | None = None) -> list[sql.Composed]:
+    """CREATE INDEX for each index mart.toml declares, on schema.<mart> (or schema.<table>)."""
     return [sql.SQL("CREATE {unique}INDEX {name} ON {ident} ({columns})").format(
         unique=sql.SQL("UNIQUE " if index.unique else ""), name=sql.Identifier(index.name),
-        ident=sql.Identifier(schema, mart.name),
+        ident=sql.Identifier(schema, table or mart.name),
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in index.columns))
         for index in mart.indexes]
 
