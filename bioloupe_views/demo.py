@@ -7,6 +7,7 @@ Start PostgreSQL -> create and fill the sources -> `alembic upgrade head` -> ref
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from . import migrate, refresh, report, synthetic
 from .db import connect
 from .pgserver import ThrowawayServer, pg_cron_available
 
-KEEP_DIR = Path("/tmp/bioloupe-views-demo")
+DEFAULT_KEEP_DIR = "/tmp/bioloupe-views-demo"
+
+
+def keep_dir() -> Path:
+    """Where `--keep` leaves its server, and where `--stop` looks for it: $BIOLOUPE_DEMO_DIR,
+    so that the test suite never stops a demo a user left running."""
+    return Path(os.environ.get("BIOLOUPE_DEMO_DIR") or DEFAULT_KEEP_DIR)
+
 DBNAME = "bioloupe"
 
 
@@ -25,10 +33,10 @@ def _step(text: str) -> None:
 
 
 def run(scale: float = 1.0, keep: bool = False) -> int:
-    if keep and (KEEP_DIR / "data" / "postmaster.pid").exists():
+    if keep and (keep_dir() / "data" / "postmaster.pid").exists():
         raise SystemExit("Error: a demo server is already running; "
                          "stop it with `bioloupe-views demo --stop`")
-    server = ThrowawayServer(datadir=KEEP_DIR / "data" if keep else None, cron=pg_cron_available())
+    server = ThrowawayServer(datadir=keep_dir() / "data" if keep else None, cron=pg_cron_available())
     _step("Starting a throwaway PostgreSQL server")
     server.start()
     try:
@@ -51,7 +59,7 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
         _summary(conn)
         conn.close()
         if keep:
-            (KEEP_DIR / "dsn").write_text(dsn + "\n")
+            (keep_dir() / "dsn").write_text(dsn + "\n")
             click.echo(f"\nThe server keeps running. DSN: {dsn}")
             click.echo("Try: BIOLOUPE_DATABASE_URL=" + dsn + " refresh-views --select mv_development_programs+")
             click.echo("Stop it with: bioloupe-views demo --stop")
@@ -83,8 +91,8 @@ def _ident(cur, name: str) -> str:
 
 
 def stop() -> None:
-    server = ThrowawayServer(datadir=KEEP_DIR / "data")
-    if not (KEEP_DIR / "data" / "PG_VERSION").exists():
+    server = ThrowawayServer(datadir=keep_dir() / "data")
+    if not (keep_dir() / "data" / "PG_VERSION").exists():
         click.echo("No demo server is running.")
         return
     server.stop(remove=True)
