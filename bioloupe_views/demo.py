@@ -18,6 +18,7 @@ from .db import connect
 from .pgserver import ThrowawayServer, pg_cron_available
 
 DEFAULT_KEEP_DIR = "/tmp/bioloupe-views-demo"
+DBNAME = "bioloupe"
 
 
 def keep_dir() -> Path:
@@ -25,18 +26,17 @@ def keep_dir() -> Path:
     so that the test suite never stops a demo a user left running."""
     return Path(os.environ.get("BIOLOUPE_DEMO_DIR") or DEFAULT_KEEP_DIR)
 
-DBNAME = "bioloupe"
-
 
 def _step(text: str) -> None:
     click.echo(click.style(f"==> {text}", bold=True))
 
 
 def run(scale: float = 1.0, keep: bool = False) -> int:
-    if keep and (keep_dir() / "data" / "postmaster.pid").exists():
+    kept = keep_dir()
+    if keep and (kept / "data" / "postmaster.pid").exists():
         raise SystemExit("Error: a demo server is already running; "
                          "stop it with `bioloupe-views demo --stop`")
-    server = ThrowawayServer(datadir=keep_dir() / "data" if keep else None, cron=pg_cron_available())
+    server = ThrowawayServer(datadir=kept / "data" if keep else None, cron=pg_cron_available())
     _step("Starting a throwaway PostgreSQL server")
     server.start()
     try:
@@ -59,7 +59,7 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
         _summary(conn)
         conn.close()
         if keep:
-            (keep_dir() / "dsn").write_text(dsn + "\n")
+            (kept / "dsn").write_text(dsn + "\n")
             click.echo(f"\nThe server keeps running. DSN: {dsn}")
             click.echo("Try: BIOLOUPE_DATABASE_URL=" + dsn + " refresh-views --select mv_development_programs+")
             click.echo("Stop it with: bioloupe-views demo --stop")
@@ -91,8 +91,9 @@ def _ident(cur, name: str) -> str:
 
 
 def stop() -> None:
-    server = ThrowawayServer(datadir=keep_dir() / "data")
-    if not (keep_dir() / "data" / "PG_VERSION").exists():
+    datadir = keep_dir() / "data"
+    server = ThrowawayServer(datadir=datadir)
+    if not (datadir / "PG_VERSION").exists():
         click.echo("No demo server is running.")
         return
     server.stop(remove=True)
