@@ -14,7 +14,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from bioloupe_views import catalog
+from bioloupe_views import definitions
 
 from . import processes
 
@@ -45,8 +45,8 @@ def compare(conn) -> dict[str, dict]:
     """Rows in our mart but not in dbt's table, and the reverse (as multisets)."""
     result = {}
     with conn.cursor() as cur:
-        for mart in catalog.marts():
-            ours, theirs = sql.Identifier(catalog.MART_SCHEMA, mart), sql.Identifier(SCHEMA, mart)
+        for mart in definitions.marts():
+            ours, theirs = sql.Identifier(definitions.MART_SCHEMA, mart), sql.Identifier(SCHEMA, mart)
             cur.execute(sql.SQL(
                 "SELECT (SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x),"
                 " (SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"

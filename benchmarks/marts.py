@@ -17,7 +17,8 @@ import time
 
 from psycopg2 import sql
 
-from bioloupe_views import catalog, contract, doctor, replace
+from bioloupe_views import contract, definitions, replace
+from bioloupe_views.commands import doctor
 
 
 def refresh_settings(conn) -> dict[str, str]:
@@ -53,13 +54,13 @@ def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict
             if before_round:
                 before_round()
             for mart in order:
-                body = catalog.get(mart).sql(versions[mart]).rstrip().rstrip(";")
-                ident = sql.Identifier(catalog.MART_SCHEMA, mart)
+                body = definitions.get(mart).sql(versions[mart]).rstrip().rstrip(";")
+                ident = sql.Identifier(definitions.MART_SCHEMA, mart)
                 runs[mart]["floor"].append(_timed(cur, sql.SQL(
                     "CREATE TEMP TABLE bench_floor AS\n{}").format(sql.SQL(body))))
                 runs[mart]["indexes"].append(sum(  # what a plain refresh adds, besides WAL
                     _timed(cur, statement) for statement in
-                    replace.declared_indexes(catalog.get(mart), "pg_temp", "bench_floor")))
+                    replace.declared_indexes(definitions.get(mart), "pg_temp", "bench_floor")))
                 cur.execute("DROP TABLE bench_floor")
                 runs[mart]["concurrent"].append(_timed(cur, sql.SQL(
                     "REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(ident)))
@@ -71,7 +72,7 @@ def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict
         result = {}
         for mart in order:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                sql.Identifier(catalog.MART_SCHEMA, mart)))
+                sql.Identifier(definitions.MART_SCHEMA, mart)))
             rows = cur.fetchone()[0]
             med = {k: statistics.median(v) for k, v in runs[mart].items()}
             result[mart] = {
@@ -95,7 +96,7 @@ def plan_source_indexes(conn, order: list[str]) -> dict[str, list[str]]:
     used: dict[str, list[str]] = {}
     with conn.cursor() as cur:
         for mart in order:
-            body = catalog.get(mart).sql(versions[mart]).rstrip().rstrip(";")
+            body = definitions.get(mart).sql(versions[mart]).rstrip().rstrip(";")
             cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(body)))
             plan = cur.fetchone()[0]
             plan = json.loads(plan) if isinstance(plan, str) else plan

@@ -33,9 +33,10 @@ if __package__ in (None, ""):  # `python benchmarks/run.py` works too
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from bioloupe_views import graph, migrate, synthetic  # noqa: E402
+from bioloupe_views import mart_graph as graph, migrate  # noqa: E402
+from bioloupe_views.dev import synthetic  # noqa: E402
 from bioloupe_views.db import connect  # noqa: E402
-from bioloupe_views.pgserver import ThrowawayServer  # noqa: E402
+from bioloupe_views.dev.pgserver import ThrowawayServer  # noqa: E402
 
 from benchmarks import chart, dbt_baseline, marts, processes, readers  # noqa: E402
 

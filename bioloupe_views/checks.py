@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import catalog
+from . import definitions
 from .errors import UserError
 
 GENERIC_TESTS = ("not_null", "unique", "accepted_values", "relationships")
@@ -54,12 +54,12 @@ def _render(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", substitute, template).strip()
 
 
-def _generic(mart: catalog.Mart, decl: dict) -> Check:
+def _generic(mart: definitions.Mart, decl: dict) -> Check:
     test = decl.get("test")
     if test not in GENERIC_TESTS:
         raise UserError(f"{mart.name}/mart.toml: unknown test {test!r}; use one of {GENERIC_TESTS}")
     column = decl["column"]
-    values = {"model": f"{catalog.MART_SCHEMA}.{mart.name}", "column": column}
+    values = {"model": f"{definitions.MART_SCHEMA}.{mart.name}", "column": column}
     name = f"{test}_{mart.name}_{_slug(column)}"
     if test == "accepted_values":
         values["values"] = ", ".join(_literal(v) for v in decl["values"])
@@ -67,12 +67,12 @@ def _generic(mart: catalog.Mart, decl: dict) -> Check:
         values["to"] = decl["to"]
         values["field"] = decl["field"]
         name += f"__{decl['field']}__{decl['to']}"
-    template = (catalog.SQL_DIR / "_checks" / f"{test}.sql").read_text()
+    template = (definitions.SQL_DIR / "_checks" / f"{test}.sql").read_text()
     return Check(decl.get("name", name), mart.name, test, _severity(decl.get("severity"), name),
                  _render(template, values))
 
 
-def _singular(mart: catalog.Mart, path) -> Check:
+def _singular(mart: definitions.Mart, path) -> Check:
     text = path.read_text()
     match = _SEVERITY_COMMENT.search(text)
     return Check(path.stem, mart.name, "singular", _severity(match and match.group(1), path.stem),
@@ -89,7 +89,7 @@ def _severity(value: str | None, name: str) -> str:
 def compile_all() -> list[Check]:
     """Every check of every mart, in mart order then declaration order."""
     result: list[Check] = []
-    for mart in catalog.marts().values():
+    for mart in definitions.marts().values():
         result.extend(_generic(mart, decl) for decl in mart.check_declarations)
         result.extend(_singular(mart, path) for path in mart.singular_check_files)
     names = [c.name for c in result]

@@ -18,7 +18,7 @@ from alembic.operations import MigrateOperation, Operations
 from alembic.util import CommandError
 from psycopg2 import sql
 
-from . import catalog, contract, replace, roles
+from . import contract, definitions, replace, roles
 from .errors import UserError
 
 
@@ -31,10 +31,10 @@ def _execute(operations: Operations, statement) -> None:
 
 
 def _mart_ident(name: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(catalog.MART_SCHEMA), sql.Identifier(name))
+    return sql.SQL("{}.{}").format(sql.Identifier(definitions.MART_SCHEMA), sql.Identifier(name))
 
 
-def create_indexes(operations: Operations, mart: catalog.Mart) -> None:
+def create_indexes(operations: Operations, mart: definitions.Mart) -> None:
     """The indexes mart.toml declares (one definition, shared with replace.py)."""
     for statement in replace.declared_indexes(mart):
         _execute(operations, statement)
@@ -70,7 +70,7 @@ class CreateProjectSchemaOp(MigrateOperation):
 
 @Operations.implementation_for(CreateProjectSchemaOp)
 def _create_project_schema(operations: Operations, operation: CreateProjectSchemaOp) -> None:
-    _execute(operations, catalog.project_sql(f"v{operation.version}"))
+    _execute(operations, definitions.project_sql(f"v{operation.version}"))
 
 
 @Operations.register_operation("drop_project_schema")
@@ -83,7 +83,7 @@ class DropProjectSchemaOp(MigrateOperation):
 @Operations.implementation_for(DropProjectSchemaOp)
 def _drop_project_schema(operations: Operations, operation: DropProjectSchemaOp) -> None:
     _execute(operations, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-        sql.Identifier(catalog.PROJECT_SCHEMA)))
+        sql.Identifier(definitions.PROJECT_SCHEMA)))
 
 
 @Operations.register_operation("create_materialized_view")
@@ -101,7 +101,7 @@ class CreateMaterializedViewOp(MigrateOperation):
 
 @Operations.implementation_for(CreateMaterializedViewOp)
 def _create_materialized_view(operations: Operations, operation: CreateMaterializedViewOp) -> None:
-    mart = catalog.get(operation.name)
+    mart = definitions.get(operation.name)
     body = mart.sql(operation.version).rstrip().rstrip(";")
     _execute(operations, sql.SQL("CREATE MATERIALIZED VIEW {mart} AS\n{body}\nWITH {data}").format(
         mart=_mart_ident(mart.name), body=sql.SQL(body),
@@ -136,7 +136,7 @@ class DropMaterializedViewOp(MigrateOperation):
 
 @Operations.implementation_for(DropMaterializedViewOp)
 def _drop_materialized_view(operations: Operations, operation: DropMaterializedViewOp) -> None:
-    mart = catalog.get(operation.name)
+    mart = definitions.get(operation.name)
     _execute(operations, sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(
         _mart_ident(mart.name)))
     _execute(operations, sql.SQL("DELETE FROM bioloupe_views.mart WHERE name = {}").format(

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from . import checks as mart_checks
-from . import graph as mart_graph
+from . import mart_graph
 from .config import resolve_dsn
 from .db import connect, first_line
 from .errors import UserError

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import psycopg2
 from psycopg2 import sql
 
-from . import catalog
+from . import definitions
 from . import dependents as deps
 from .errors import UserError
 
@@ -68,7 +68,7 @@ class Replacement:
     lock_attempts: int = 0
 
 
-def declared_indexes(mart: catalog.Mart, schema: str = catalog.MART_SCHEMA,
+def declared_indexes(mart: definitions.Mart, schema: str = definitions.MART_SCHEMA,
                      table: str | None = None) -> list[sql.Composed]:
     """CREATE INDEX for each index mart.toml declares, on schema.<mart> (or schema.<table>)."""
     return [sql.SQL("CREATE {unique}INDEX {name} ON {ident} ({columns})").format(
@@ -83,7 +83,7 @@ def replace(conn, name: str, version: int, side_by_side: bool = False,
             lock_retries: int = DEFAULT_LOCK_RETRIES) -> Replacement:
     """Replace public.<name> with version `version` of its SQL on DB-API connection `conn`
     (in its transaction, or in transactions of its own when it is in autocommit)."""
-    mart = catalog.get(name)
+    mart = definitions.get(name)
     mart.sql(version)  # fail before touching anything when the file is missing
     own = bool(conn.autocommit)
     with conn.cursor() as cur:
@@ -99,7 +99,7 @@ def replace(conn, name: str, version: int, side_by_side: bool = False,
 
 
 class _Replacer:
-    def __init__(self, cur, mart: catalog.Mart, version: int, side_by_side: bool, own: bool,
+    def __init__(self, cur, mart: definitions.Mart, version: int, side_by_side: bool, own: bool,
                  lock_timeout: str | None, lock_retries: int):
         self.cur, self.mart, self.version = cur, mart, version
         self.side_by_side, self.own = side_by_side, own
@@ -158,10 +158,10 @@ class _Replacer:
 
     def _capture(self) -> None:
         cur, mart = self.cur, self.mart
-        found = deps.relation_oid(cur, catalog.MART_SCHEMA, mart.name)
+        found = deps.relation_oid(cur, definitions.MART_SCHEMA, mart.name)
         if found is None or found[1] != "m":
             raise ReplaceError(
-                f"{catalog.MART_SCHEMA}.{mart.name} is not a materialized view in this database: "
+                f"{definitions.MART_SCHEMA}.{mart.name} is not a materialized view in this database: "
                 f"create it with op.create_materialized_view({mart.name!r}, version=...)")
         cur.execute("SELECT version FROM bioloupe_views.mart WHERE name = %s", (mart.name,))
         row = cur.fetchone()
@@ -184,7 +184,7 @@ class _Replacer:
         """The new version, populated, with its declared indexes, the old one's grants,
         owner and comments (mart.toml's description first)."""
         cur, mart, root = self.cur, self.mart, self.root
-        target = schema or catalog.MART_SCHEMA
+        target = schema or definitions.MART_SCHEMA
         body = mart.sql(self.version).rstrip().rstrip(";")
         create = "CREATE MATERIALIZED VIEW {ident}{options} AS\n{body}\nWITH DATA"
         cur.execute(sql.SQL(create).format(
@@ -261,7 +261,7 @@ class _Replacer:
                                "migration again")
         self._lock_and_drop()
         cur.execute(sql.SQL("ALTER MATERIALIZED VIEW {} SET SCHEMA {}").format(
-            sql.Identifier(SCRATCH_SCHEMA, self.mart.name), sql.Identifier(catalog.MART_SCHEMA)))
+            sql.Identifier(SCRATCH_SCHEMA, self.mart.name), sql.Identifier(definitions.MART_SCHEMA)))
         for rel in self.dependents:
             deps.set_schema(cur, rel, SCRATCH_SCHEMA)
         for rel in self.dependents:

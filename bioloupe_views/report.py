@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .refresh import MartResult, Options, Reporter, RunResult
+from .engine import MartResult, Options, Reporter, RunResult
 
 WIDTH = 64
 SAMPLE_ROWS = 5
@@ -26,7 +26,7 @@ def _dots(left: str, right: str) -> str:
     return f"{left} {'.' * max(3, WIDTH - len(left))} {right}"
 
 
-def _check_line(check: dict) -> str:
+def check_line(check: dict) -> str:
     status = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}[check["status"]]
     if check["status"] == "error":
         detail = f"[ERROR: {check.get('error')}]"
@@ -40,6 +40,18 @@ def _check_line(check: dict) -> str:
 def print_check_details(check: dict, indent: str = "    ") -> None:
     for row in (check.get("sample") or [])[:SAMPLE_ROWS]:
         click.echo(f"{indent}  {json.dumps(row, default=str)}")
+
+
+def print_check_results(results: list[dict]) -> None:
+    """`bioloupe-views check`: one line per check, samples of failures, dbt's summary."""
+    for result in results:
+        colour = {"pass": "green", "warn": "yellow"}.get(result["status"], "red")
+        click.echo(click.style(check_line(result), fg=colour))
+        if result["status"] in ("fail", "warn"):
+            print_check_details(result)
+    counts = {s: sum(r["status"] == s for r in results) for s in ("pass", "warn", "fail", "error")}
+    click.echo(f"\nDone. PASS={counts['pass']} WARN={counts['warn']} FAIL={counts['fail']} "
+               f"ERROR={counts['error']} TOTAL={len(results)}")
 
 
 class ConsoleReporter(Reporter):
@@ -82,7 +94,7 @@ class ConsoleReporter(Reporter):
                 _line(f"    {result.error}")
             for check in result.checks:
                 if check["status"] != "pass":
-                    _line("    " + _check_line(check))
+                    _line("    " + check_line(check))
                     print_check_details(check, indent="              ")
 
 

@@ -21,7 +21,7 @@ import re
 
 from psycopg2 import sql
 
-from . import catalog
+from . import definitions
 from .errors import ConfigError
 
 READER_ROLE_VAR = "BIOLOUPE_READER_ROLE"
@@ -51,7 +51,7 @@ def validate(conn, role: str) -> None:
 def grant_select(mart: str, role: str) -> sql.Composed:
     """GRANT SELECT on one mart to the role: the only privilege the reader gets."""
     return sql.SQL("GRANT SELECT ON {}.{} TO {}").format(
-        sql.Identifier(catalog.MART_SCHEMA), sql.Identifier(mart), sql.Identifier(role))
+        sql.Identifier(definitions.MART_SCHEMA), sql.Identifier(mart), sql.Identifier(role))
 
 
 def grant_all(conn, role: str) -> list[str]:

@@ -22,8 +22,9 @@ import psycopg2
 import pytest
 from pytest_postgresql import factories
 
-from bioloupe_views import migrate, synthetic
-from bioloupe_views.pgserver import ThrowawayServer, free_port, pg_cron_available
+from bioloupe_views import migrate
+from bioloupe_views.dev import synthetic
+from bioloupe_views.dev.pgserver import ThrowawayServer, free_port, pg_cron_available
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SCALE = float(os.environ.get("BIOLOUPE_TEST_SCALE", "0.2"))

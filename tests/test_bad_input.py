@@ -10,7 +10,7 @@ import uuid
 import psycopg2
 import pytest
 
-from bioloupe_views.pgserver import free_port
+from bioloupe_views.dev.pgserver import free_port
 
 SECRET = "S3cret-Pw-9b1e"      # a password that must never be printed
 OTHER_SECRET = "Wr0ng-Pw-4c2d"

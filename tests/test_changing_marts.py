@@ -27,10 +27,13 @@ from alembic.util import CommandError
 from click.testing import CliRunner
 from sqlalchemy import create_engine, pool
 
-from bioloupe_views import catalog, cli, drift, graph, migrate
+from bioloupe_views import definitions, migrate
+from bioloupe_views import mart_graph as graph
+from bioloupe_views import cli
+from bioloupe_views.commands import diff as drift
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_SQL = catalog.SQL_DIR
+PACKAGE_SQL = definitions.SQL_DIR
 ROOT_MART = "mv_development_programs"
 DEPENDENT_MARTS = ["mv_competitive_landscape", "mv_drug_pipeline"]
 READER = "bv_test_mart_reader"
@@ -57,11 +60,11 @@ def project(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "migrations", root / "migrations",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(migrate.ALEMBIC_INI, root / "alembic.ini")
-    monkeypatch.setattr(catalog, "SQL_DIR", root / "sql")
+    monkeypatch.setattr(definitions, "SQL_DIR", root / "sql")
     monkeypatch.setattr(migrate, "ALEMBIC_INI", root / "alembic.ini")
-    catalog.marts.cache_clear()
+    definitions.marts.cache_clear()
     yield root
-    catalog.marts.cache_clear()
+    definitions.marts.cache_clear()
 
 
 def write_v2(project: Path, slow: bool = False) -> None:
@@ -157,8 +160,8 @@ def mismatches(sql, relation: str, query: str) -> tuple[int, int, int]:
 def assert_rows_right(sql, version: int, surroundings: bool = True) -> None:
     """The mart holds version `version`'s rows and every view above it holds exactly what
     its own SQL gives now (the unmanaged ones too, when the test added them)."""
-    expected = {ROOT_MART: catalog.get(ROOT_MART).sql(version)}
-    expected.update({m: catalog.get(m).sql(1) for m in DEPENDENT_MARTS})
+    expected = {ROOT_MART: definitions.get(ROOT_MART).sql(version)}
+    expected.update({m: definitions.get(m).sql(1) for m in DEPENDENT_MARTS})
     if surroundings:
         expected.update(UNMANAGED)
     for relation, query in expected.items():
@@ -353,11 +356,11 @@ def test_diff_finds_hand_made_changes(dsn, sql, cli):
     assert cli("diff", dsn=dsn).returncode == 0
 
     # A hand edit: the view recreated with a different definition and the same indexes.
-    v1 = catalog.get("mv_drug_trials").sql(1)
+    v1 = definitions.get("mv_drug_trials").sql(1)
     sql("DROP MATERIALIZED VIEW mv_drug_trials")
     sql(f"CREATE MATERIALIZED VIEW mv_drug_trials AS SELECT * FROM ({v1}\n) t"
         " WHERE role <> 'other'")
-    for index in catalog.get("mv_drug_trials").indexes:
+    for index in definitions.get("mv_drug_trials").indexes:
         sql(f"CREATE {'UNIQUE ' if index.unique else ''}INDEX {index.name} ON mv_drug_trials"
             f" ({', '.join(index.columns)})")
     edited = cli("diff", "mv_drug_trials", dsn=dsn)

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from psycopg2 import sql as pgsql
 
-from bioloupe_views import catalog, checks
+from bioloupe_views import checks, definitions
 from tests.conftest import run_cli
 
 SEED_TESTS = [
@@ -43,7 +43,7 @@ def test_the_seed_tests_exist_under_their_names():
 
 def test_every_mart_has_not_null_keys_and_its_unique_key_checked():
     compiled = checks.compile_all()
-    for mart in catalog.marts().values():
+    for mart in definitions.marts().values():
         tests = {(c.test, c.sql) for c in compiled if c.mart == mart.name}
         for column in mart.unique_key:
             assert any(t == "not_null" and f"WHERE {column} IS NULL" in s for t, s in tests), (mart.name, column)

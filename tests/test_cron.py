@@ -16,8 +16,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql as pgsql
 
-from bioloupe_views import catalog, checks
-from bioloupe_views.pgserver import ThrowawayServer, pg_cron_available
+from bioloupe_views import checks, definitions
+from bioloupe_views.dev.pgserver import ThrowawayServer, pg_cron_available
 
 needs_pg_cron = pytest.mark.skipif(
     not pg_cron_available(),
@@ -67,7 +67,7 @@ def _log(sql, run_id):
 
 
 def _drug_names(sql, mart, drug_id):
-    assert mart in catalog.marts()
+    assert mart in definitions.marts()
     return {n for (n,) in sql(pgsql.SQL("SELECT DISTINCT drug_name FROM public.{} WHERE drug_id = %s")
                               .format(pgsql.Identifier(mart)), (drug_id,))}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from bioloupe_views import catalog
-from bioloupe_views.demo import DEFAULT_KEEP_DIR
+from bioloupe_views import definitions
+from bioloupe_views.dev.demo import DEFAULT_KEEP_DIR
 
 
 def test_demo_runs_end_to_end_and_stops_its_server(cli):
@@ -16,7 +16,7 @@ def test_demo_runs_end_to_end_and_stops_its_server(cli):
     for step in ("Starting a throwaway PostgreSQL server", "loading synthetic data",
                  "alembic upgrade head", "Refreshing the marts", "Stopping the server"):
         assert step in out, step
-    for mart in catalog.marts():
+    for mart in definitions.marts():
         assert f"\n{mart}: " in out and " rows, " in out
     assert "Done. PASS=5" in out
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from bioloupe_views import contract, graph, lineage
+from bioloupe_views import contract
+from bioloupe_views import mart_graph as graph
+from bioloupe_views.commands import graph as lineage
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from bioloupe_views import catalog, contract, synthetic
+from bioloupe_views import contract, definitions
+from bioloupe_views.dev import synthetic
 
 REFERENCE = Path(__file__).parent / "reference"
-MARTS = list(catalog.marts())
+MARTS = list(definitions.marts())
 
 
 def _build_reference(conn) -> None:
@@ -52,7 +53,7 @@ def test_upgrade_creates_five_populated_marts_with_their_indexes(sql):
     marts = sql("SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = 'public'"
                 " ORDER BY 1")
     assert marts == [(m, True) for m in sorted(MARTS)]
-    for mart in catalog.marts().values():
+    for mart in definitions.marts().values():
         rows = sql("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
                    " AND tablename = %s", (mart.name,))
         found = {name: definition for name, definition in rows}

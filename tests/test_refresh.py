@@ -10,7 +10,7 @@ import time
 import psycopg2
 import pytest
 
-from bioloupe_views import graph, selection
+from bioloupe_views import mart_graph as graph, selection
 
 UPSTREAM = "mv_development_programs"
 DEPENDENTS = ("mv_competitive_landscape", "mv_drug_pipeline")

@@ -17,11 +17,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 SERVER_USER = "postgres"
 CRON_DATABASE = "bioloupe_cron"
@@ -155,16 +154,3 @@ class ThrowawayServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def wait_until_accepting(dsn: str, seconds: float = 30) -> None:
-    import psycopg2
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            psycopg2.connect(dsn).close()
-            return
-        except psycopg2.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
-from . import migrate, refresh, report, synthetic
-from .db import connect
+from .. import engine, migrate, report
+from . import synthetic
+from ..db import connect
 from .pgserver import ThrowawayServer, pg_cron_available
 
 DEFAULT_KEEP_DIR = "/tmp/bioloupe-views-demo"
@@ -53,7 +54,7 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
         _step("Running the migrations (alembic upgrade head)")
         migrate.upgrade(dsn)
         _step("Refreshing the marts (refresh-views)")
-        outcome = refresh.run(dsn, reporter=report.ConsoleReporter(f"demo database {DBNAME}"))
+        outcome = engine.run(dsn, reporter=report.ConsoleReporter(f"demo database {DBNAME}"))
         report.summarize(outcome)
         _step("The marts")
         _summary(conn)

@@ -19,11 +19,11 @@ import click
 import psycopg2
 from psycopg2 import sql
 
-from . import catalog
-from .cli import dsn_option, friendly_errors, main
-from .config import resolve_dsn
-from .db import connect, first_line, require_migrated
-from .errors import UserError
+from .. import definitions
+from .common import dsn_option, friendly_errors
+from ..config import resolve_dsn
+from ..db import connect, first_line, require_migrated
+from ..errors import UserError
 
 _PROBE = "bioloupe_views_diff_probe"
 
@@ -78,7 +78,7 @@ def compare(conn, names: tuple[str, ...] = ()) -> Report:
         raise UserError(f"not a mart of this database: {', '.join(unknown)}; choose from {choices}")
     selected = [n for n in registered if not names or n in names]
     pending = [f"{name}: in the package but not in the database (run `alembic upgrade head`)"
-               for name in catalog.marts() if name not in registered and not names]
+               for name in definitions.marts() if name not in registered and not names]
     results = []
     for name in selected:
         result = MartDrift(name, registered[name])
@@ -93,18 +93,18 @@ def _compare_one(conn, result: MartDrift, pending: list[str]) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n"
                     " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-                    (catalog.MART_SCHEMA, name))
+                    (definitions.MART_SCHEMA, name))
         row = cur.fetchone()
     if row is None:
-        result.problems.append(f"missing view: {catalog.MART_SCHEMA}.{name} does not exist")
+        result.problems.append(f"missing view: {definitions.MART_SCHEMA}.{name} does not exist")
         return
     oid, kind = row
     if kind != "m":
-        result.problems.append(f"{catalog.MART_SCHEMA}.{name} is not a materialized view "
+        result.problems.append(f"{definitions.MART_SCHEMA}.{name} is not a materialized view "
                                f"(relkind {kind!r})")
         return
     try:
-        mart = catalog.get(name)
+        mart = definitions.get(name)
         body = mart.sql(version)
     except UserError as exc:
         result.problems.append(f"no SQL file for the migrated version: {exc}")
@@ -139,7 +139,7 @@ def _compare_definition(conn, result: MartDrift, oid: int, body: str) -> None:
             lineterm=""))
 
 
-def _compare_indexes(conn, result: MartDrift, oid: int, mart: catalog.Mart) -> None:
+def _compare_indexes(conn, result: MartDrift, oid: int, mart: definitions.Mart) -> None:
     with conn.cursor() as cur:
         cur.execute(_INDEXES_SQL, (oid,))
         found = {row[0]: row[1:] for row in cur.fetchall()}
@@ -183,7 +183,7 @@ def print_report(report: Report) -> None:
         click.echo(f"\nNo drift: {len(report.marts)} marts match their migrated SQL files.")
 
 
-@main.command("diff")
+@click.command("diff")
 @dsn_option
 @click.argument("marts", nargs=-1, metavar="[MART]...")
 @friendly_errors

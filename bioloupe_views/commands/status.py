@@ -14,13 +14,13 @@ from datetime import datetime, timezone
 
 import click
 
-from . import catalog
-from . import graph as mart_graph
-from .cli import dsn_option, friendly_errors, main
-from .config import describe, resolve_dsn
-from .db import connect
+from .. import definitions
+from .. import mart_graph
+from .common import dsn_option, friendly_errors
+from ..config import describe, resolve_dsn
+from ..db import connect
 
-STATUS_QUERY = catalog.SQL_DIR / "_queries" / "mart_status.sql"
+STATUS_QUERY = definitions.SQL_DIR / "_queries" / "mart_status.sql"
 CHECK_STATUSES = ("pass", "warn", "fail", "error")
 
 
@@ -158,7 +158,7 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-@main.command("status")
+@click.command("status")
 @dsn_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
 @friendly_errors

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 import psycopg2
 from psycopg2.extras import Json
 
-from . import graph as mart_graph
+from . import mart_graph
 from . import roles, selection
 from .db import connect, first_line
 from .errors import ConnectionLostError, LockBusyError, UserError

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import click
 
-from . import catalog
-from . import graph as mart_graph
-from .cli import dsn_option, friendly_errors, main
-from .config import resolve_dsn
-from .db import connect
+from .. import definitions
+from .. import mart_graph
+from .common import dsn_option, friendly_errors
+from ..config import resolve_dsn
+from ..db import connect
 
-SOURCES_QUERY = catalog.SQL_DIR / "_queries" / "mart_sources.sql"
+SOURCES_QUERY = definitions.SQL_DIR / "_queries" / "mart_sources.sql"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Lineage:
 
 
 def _relation_label(schema: str, relation: str) -> str:
-    return relation if schema == catalog.MART_SCHEMA else f"{schema}.{relation}"
+    return relation if schema == definitions.MART_SCHEMA else f"{schema}.{relation}"
 
 
 def load(conn) -> Lineage:
@@ -132,7 +132,7 @@ def to_dot(lineage: Lineage) -> str:
 RENDERERS = {"text": to_text, "mermaid": to_mermaid, "dot": to_dot}
 
 
-@main.command("graph")
+@click.command("graph")
 @dsn_option
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text",
               show_default=True, help="text, Mermaid (for Markdown) or Graphviz DOT.")

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import click
 from psycopg2 import sql
 
-from . import catalog, contract
-from .cli import dsn_option, friendly_errors, main
-from .config import describe, resolve_dsn
-from .db import connect
-from .errors import ContractError
+from .. import contract, definitions
+from .common import dsn_option, friendly_errors
+from ..config import describe, resolve_dsn
+from ..db import connect
+from ..errors import ContractError
 
-SOURCE_INDEX_QUERY = catalog.SQL_DIR / "_queries" / "source_index.sql"
+SOURCE_INDEX_QUERY = definitions.SQL_DIR / "_queries" / "source_index.sql"
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Finding:
 def wanted() -> list[Finding]:
     """Every source index some mart's plan uses, once, with the marts that use it."""
     found: dict[tuple, Finding] = {}
-    for mart in catalog.marts().values():
+    for mart in definitions.marts().values():
         for index in mart.source_indexes:
             key = (index.table, index.columns)
             finding = found.setdefault(key, Finding(index.table, index.columns, [], [], None))
@@ -81,7 +81,7 @@ def create_statement(conn, finding: Finding) -> str:
     ).as_string(conn)
 
 
-@main.command("doctor")
+@click.command("doctor")
 @dsn_option
 @friendly_errors
 def doctor_command(dsn):

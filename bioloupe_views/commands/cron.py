@@ -18,12 +18,12 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from . import graph as mart_graph
-from . import selection
-from .cli import dsn_option, friendly_errors, main, selection_options
-from .config import resolve_dsn
-from .db import connect, first_line, require_migrated
-from .errors import UserError
+from .. import mart_graph
+from .. import selection
+from .common import dsn_option, friendly_errors, selection_options
+from ..config import resolve_dsn
+from ..db import connect, first_line, require_migrated
+from ..errors import UserError
 
 JOB_NAME = "bioloupe-views-refresh"
 _MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually",
@@ -160,7 +160,7 @@ def _job(cur) -> dict | None:
     return rows[0] if rows else None
 
 
-@main.group("cron")
+@click.group("cron")
 def cron_group() -> None:
     """Schedule the in-database refresh with pg_cron (CALL bioloupe_views.refresh_all())."""
 

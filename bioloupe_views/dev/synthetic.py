@@ -1,16 +1,18 @@
 """Synthetic source data for throwaway databases (tests, demo, benchmark).
 
-Generated in SQL (sources/generate.sql) with a `scale` knob: 1 is about 1/60 of production,
+Generated in SQL (dev/generate.sql) with a `scale` knob: 1 is about 1/60 of production,
 60 is production scale. Deterministic: the same scale always gives the same rows, and every
 edge case in the source contract is present at every scale.
 """
 
 from __future__ import annotations
 
-from . import contract
+from pathlib import Path
 
-GENERATE_SQL = contract.SOURCES_DIR / "generate.sql"
-MUTATE_SQL = contract.SOURCES_DIR / "mutate.sql"
+from .. import contract
+
+GENERATE_SQL = Path(__file__).parent / "generate.sql"
+MUTATE_SQL = Path(__file__).parent / "mutate.sql"
 
 
 def load(conn, scale: float = 1.0) -> None:

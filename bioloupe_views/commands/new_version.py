@@ -20,9 +20,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError, rev_id
 
-from . import catalog, migrate
-from .cli import friendly_errors, main
-from .errors import UserError
+from .. import definitions, migrate
+from .common import friendly_errors
+from ..errors import UserError
 
 _OPERATION_COMMENT = (
     "# Rebuild {name} from v{version}.sql; every view on top of it is dropped and\n"
@@ -43,7 +43,7 @@ class NewVersion:
 
 def new_version(name: str, config: Config | None = None) -> NewVersion:
     """Copy NAME's latest SQL to the next version and write the migration that applies it."""
-    mart = catalog.get(name)
+    mart = definitions.get(name)
     current = mart.latest_version
     version = current + 1
     script = ScriptDirectory.from_config(config or Config(str(migrate.ALEMBIC_INI)))
@@ -96,7 +96,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-@main.command("new-version")
+@click.command("new-version")
 @click.argument("name")
 @friendly_errors
 def new_version_command(name):

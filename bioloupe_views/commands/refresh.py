@@ -1,0 +1,67 @@
+"""`bioloupe-views refresh` and its alias `refresh-views`: a thin driver of the engine."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import engine, report
+from ..config import describe, resolve_dsn
+from .common import dsn_option, duration, friendly_errors, selection_options
+
+
+def refresh_options(func):
+    options = [
+        dsn_option,
+        selection_options,
+        click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+                     help="Marts refreshed at once, each on its own connection."),
+        click.option("--concurrently/--no-concurrently", default=True, show_default=True,
+                     help="REFRESH ... CONCURRENTLY, so readers are never blocked. "
+                          "--no-concurrently takes locks that block readers."),
+        click.option("--check/--no-check", "run_checks", default=True, show_default=True,
+                     help="Run each mart's checks before its refresh is published."),
+        click.option("--atomic", is_flag=True,
+                     help="Refresh and check everything in one transaction: all or nothing."),
+        click.option("--wait", type=click.FloatRange(0), default=None, metavar="SECONDS",
+                     help="Wait this long for a running refresh to finish instead of exiting."),
+        click.option("--lock-timeout", callback=duration, default=None, metavar="DURATION",
+                     help="PostgreSQL lock_timeout for each refresh, e.g. 30s."),
+        click.option("--statement-timeout", callback=duration, default=None, metavar="DURATION",
+                     help="PostgreSQL statement_timeout for each refresh, e.g. 10min."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+                     default=None, help="Write the run results as JSON to this file."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@friendly_errors
+def refresh(dsn, select, exclude, threads, concurrently, run_checks, atomic, wait,
+            lock_timeout, statement_timeout, json_path):
+    dsn = resolve_dsn(dsn)
+    options = engine.Options(concurrently=concurrently, checks=run_checks, threads=threads,
+                             atomic=atomic, lock_timeout=lock_timeout,
+                             statement_timeout=statement_timeout, wait=wait)
+    target = describe(dsn)
+    outcome = engine.run(dsn, select, exclude, options, report.ConsoleReporter(target))
+    report.summarize(outcome)
+    if json_path:
+        report.write_json(json_path, report.run_results(outcome, options, target))
+    sys.exit(0 if outcome.ok else 1)
+
+
+@click.command("refresh")
+@refresh_options
+def refresh_command(**kwargs):
+    """Refresh the marts in dependency order, audited and in parallel (= refresh-views)."""
+    refresh(**kwargs)
+
+
+@click.command("refresh-views")
+@refresh_options
+def refresh_views_command(**kwargs):
+    """Refresh the marts in dependency order, audited and in parallel."""
+    refresh(**kwargs)
