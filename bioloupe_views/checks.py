@@ -1,4 +1,4 @@
-"""The data checks: dbt's tests as SQL assertions, compiled from the mart declarations.
+"""The data checks: dbt's tests as SQL assertions, part of each mart version.
 
 A check is a query returning the offending rows; it passes when it returns none, and its
 failure count is the number of rows it returns, with dbt's meaning for each generic test:
@@ -7,16 +7,24 @@ failure count is the number of rows it returns, with dbt's meaning for each gene
 - accepted_values: the distinct values (NULL ignored) outside the list;
 - relationships: the child rows (NULL ignored) whose value is missing from the parent.
 
-The generic tests are templates in sql/_checks/<test>.sql, written like dbt's own test SQL.
-Singular checks are sql/<mart>/checks/<name>.sql files. `compile_all()` is the one list of
-checks; migrations store it in bioloupe_views.check_definition, where every runner (the CLI,
-refresh-views, pg_cron and pytest) executes it through bioloupe_views.run_checks().
+The generic tests are templates in sql/_checks/<test>.sql, written like dbt's own test SQL;
+a version declares them in its mart.toml. Singular checks are the version's checks/*.sql.
+
+The migration that creates or replaces a mart at version N installs N's checks
+(`install`): each becomes a view in bioloupe_views_checks (relation_name()), created and owned by
+the migration's role with a pinned search_path, and a row in bioloupe_views.mart_check. So
+what a check runs is fixed when it is migrated, and no role that runs checks can change it.
+Every runner (refresh-views, pg_cron, `check`, the pytest plugin, Dagster) runs them through
+the database's bioloupe_views.run_checks().
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+
+from psycopg2 import sql
 
 from . import definitions
 from .errors import UserError
@@ -54,13 +62,14 @@ def _render(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", substitute, template).strip()
 
 
-def _generic(mart: definitions.Mart, decl: dict) -> Check:
+def _generic(version: definitions.MartVersion, decl: dict) -> Check:
     test = decl.get("test")
     if test not in GENERIC_TESTS:
-        raise UserError(f"{mart.name}/mart.toml: unknown test {test!r}; use one of {GENERIC_TESTS}")
+        raise UserError(f"{version.directory}/mart.toml: unknown test {test!r}; "
+                        f"use one of {GENERIC_TESTS}")
     column = decl["column"]
-    values = {"model": f"{definitions.MART_SCHEMA}.{mart.name}", "column": column}
-    name = f"{test}_{mart.name}_{_slug(column)}"
+    values = {"model": f"{definitions.MART_SCHEMA}.{version.mart}", "column": column}
+    name = f"{test}_{version.mart}_{_slug(column)}"
     if test == "accepted_values":
         values["values"] = ", ".join(_literal(v) for v in decl["values"])
     if test == "relationships":
@@ -68,15 +77,15 @@ def _generic(mart: definitions.Mart, decl: dict) -> Check:
         values["field"] = decl["field"]
         name += f"__{decl['field']}__{decl['to']}"
     template = (definitions.SQL_DIR / "_checks" / f"{test}.sql").read_text()
-    return Check(decl.get("name", name), mart.name, test, _severity(decl.get("severity"), name),
-                 _render(template, values))
+    return Check(decl.get("name", name), version.mart, test,
+                 _severity(decl.get("severity"), name), _render(template, values))
 
 
-def _singular(mart: definitions.Mart, path) -> Check:
+def _singular(version: definitions.MartVersion, path) -> Check:
     text = path.read_text()
     match = _SEVERITY_COMMENT.search(text)
-    return Check(path.stem, mart.name, "singular", _severity(match and match.group(1), path.stem),
-                 text.strip())
+    return Check(path.stem, version.mart, "singular",
+                 _severity(match and match.group(1), path.stem), text.strip().rstrip(";"))
 
 
 def _severity(value: str | None, name: str) -> str:
@@ -86,36 +95,114 @@ def _severity(value: str | None, name: str) -> str:
     return severity
 
 
-def compile_all() -> list[Check]:
-    """Every check of every mart, in mart order then declaration order."""
-    result: list[Check] = []
-    for mart in definitions.marts().values():
-        result.extend(_generic(mart, decl) for decl in mart.check_declarations)
-        result.extend(_singular(mart, path) for path in mart.singular_check_files)
-    names = [c.name for c in result]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise UserError(f"check names must be unique; give these a `name`: {', '.join(duplicated)}")
+def compile_version(version: definitions.MartVersion) -> list[Check]:
+    """The checks of one mart version, in declaration order, generic ones first."""
+    result = [_generic(version, decl) for decl in version.check_declarations]
+    result += [_singular(version, path) for path in version.singular_check_files]
     return result
 
 
-def sync(conn) -> int:
-    """Store the compiled checks in bioloupe_views.check_definition (inside the caller's
-    transaction), replacing what was there. Returns how many checks are stored."""
-    compiled = compile_all()
-    with conn.cursor() as cur:
-        cur.execute("DELETE FROM bioloupe_views.check_definition")
-        for position, check in enumerate(compiled):
-            cur.execute(
-                "INSERT INTO bioloupe_views.check_definition"
-                " (name, mart, test, severity, position, sql) VALUES (%s, %s, %s, %s, %s, %s)",
-                (check.name, check.mart, check.test, check.severity, position, check.sql),
-            )
-    return len(compiled)
+def relation_name(check_name: str) -> str:
+    """The name of a check's view: the check's own name, or, past PostgreSQL's 63 bytes, its
+    first 54 characters and a hash of the whole."""
+    if len(check_name.encode()) <= 63:
+        return check_name
+    return f"{check_name[:54]}_{hashlib.md5(check_name.encode()).hexdigest()[:8]}"
+
+
+def compile_all() -> list[Check]:
+    """Every check of every mart's latest version, in mart order then declaration order."""
+    result: list[Check] = []
+    for mart in definitions.marts().values():
+        result.extend(compile_version(mart.latest))
+    _require_unique_names(result)
+    return result
+
+
+def _require_unique_names(compiled: list[Check]) -> None:
+    names = [c.name for c in compiled]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise UserError(f"check names must be unique; give these a `name`: {', '.join(duplicated)}")
+
+
+# -- installing a version's checks -------------------------------------------------------
+
+def _registry(cur) -> str | None:
+    """Which form of check registry the project schema has: 'views' (v2 on), 'rows' (v1)."""
+    cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL,"
+                " to_regclass('bioloupe_views.check_definition') IS NOT NULL")
+    views, rows = cur.fetchone()
+    return "views" if views else "rows" if rows else None
+
+
+def uninstall(cur, mart: str) -> None:
+    """Remove the checks of `mart`, whatever version they belong to."""
+    registry = _registry(cur)
+    if registry == "views":
+        cur.execute("SELECT relation FROM bioloupe_views.mart_check WHERE mart = %s", (mart,))
+        for (name,) in cur.fetchall():
+            cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(
+                sql.Identifier(definitions.CHECKS_SCHEMA, name)))
+        cur.execute("DELETE FROM bioloupe_views.mart_check WHERE mart = %s", (mart,))
+    elif registry == "rows":
+        cur.execute("DELETE FROM bioloupe_views.check_definition WHERE mart = %s", (mart,))
+
+
+def install(cur, version: definitions.MartVersion) -> list[Check]:
+    """Replace the checks of the version's mart with the version's own. Run by the
+    migration's role, in its transaction."""
+    compiled = compile_version(version)
+    uninstall(cur, version.mart)
+    for check in compiled:
+        add(cur, check, version.number)
+    return compiled
+
+
+def add(cur, check: Check, version: int) -> None:
+    """Install one check of `check.mart` (at the mart's `version`), after all others."""
+    registry = _registry(cur)
+    if registry is None:
+        return
+    table = "mart_check" if registry == "views" else "check_definition"
+    cur.execute(f"SELECT 1 FROM bioloupe_views.{table} WHERE name = %s", (check.name,))
+    if cur.fetchone():
+        raise UserError(f"check names must be unique; give {check.name} of {check.mart} "
+                        "another `name`")
+    cur.execute(f"SELECT coalesce(max(position), -1) + 1 FROM bioloupe_views.{table}")
+    position = cur.fetchone()[0]
+    if registry == "views":
+        _create_view(cur, check)
+        cur.execute("INSERT INTO bioloupe_views.mart_check"
+                    " (name, mart, version, test, severity, position, relation)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (check.name, check.mart, version, check.test, check.severity, position,
+                     relation_name(check.name)))
+    else:
+        cur.execute("INSERT INTO bioloupe_views.check_definition"
+                    " (name, mart, test, severity, position, sql)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (check.name, check.mart, check.test, check.severity, position, check.sql))
+
+
+def _create_view(cur, check: Check) -> None:
+    """The check as a view, its names and operators bound now, under a search_path that no
+    other role can write to ahead of the marts and sources."""
+    with definitions.binding_search_path(cur):
+        cur.execute(definitions.create_view_statement(
+            sql.Identifier(definitions.CHECKS_SCHEMA, relation_name(check.name)), check.sql,
+            materialized=False))
+
+
+def install_all(cur) -> None:
+    """(Re)install the checks of every registered mart at its registered version."""
+    cur.execute("SELECT name, version FROM bioloupe_views.mart ORDER BY name")
+    for name, number in cur.fetchall():
+        install(cur, definitions.get(name).version(number))
 
 
 def run(conn, marts: list[str]) -> list[dict]:
-    """Run the stored checks of `marts` (in order) through bioloupe_views.run_checks()."""
+    """Run the installed checks of `marts` (in order) through bioloupe_views.run_checks()."""
     results = []
     with conn.cursor() as cur:
         for mart in marts:

@@ -9,13 +9,16 @@ from .config import describe, mask_text
 from .errors import ConnectError, NotMigratedError
 
 APPLICATION_NAME = "bioloupe-views"
-SCHEMA = "bioloupe_views"
 
 
 def connect(dsn: str, application_name: str = APPLICATION_NAME, autocommit: bool = True):
     """Open a psycopg2 connection or raise ConnectError with an actionable message."""
     try:
-        conn = psycopg2.connect(dsn, application_name=application_name, connect_timeout=10)
+        # Keepalives: a session that waits on the server for minutes (the run's lock holder,
+        # a refresh) must not be dropped by an idle-connection reaper on the way.
+        conn = psycopg2.connect(dsn, application_name=application_name, connect_timeout=10,
+                                keepalives=1, keepalives_idle=30, keepalives_interval=10,
+                                keepalives_count=3)
     except psycopg2.OperationalError as exc:
         raise ConnectError(explain_connect_error(str(exc), dsn)) from None
     conn.autocommit = autocommit
@@ -45,11 +48,16 @@ def explain_connect_error(message: str, dsn: str) -> str:
 def require_migrated(conn) -> None:
     """Stop early, with the fix, when the project's schema is not in this database."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('bioloupe_views.mart') IS NOT NULL")
-        if not cur.fetchone()[0]:
-            raise NotMigratedError(
-                "this database has no bioloupe_views schema: run `alembic upgrade head` first"
-            )
+        cur.execute("SELECT to_regclass('bioloupe_views.mart') IS NOT NULL,"
+                    " to_regclass('bioloupe_views.mart_check') IS NOT NULL")
+        schema, current = cur.fetchone()
+    if not schema:
+        raise NotMigratedError(
+            "this database has no bioloupe_views schema: run `alembic upgrade head` first")
+    if not current:
+        raise NotMigratedError(
+            "this database's bioloupe_views schema is older than this bioloupe-views: "
+            "run `alembic upgrade head` first")
 
 
 def first_line(exc: BaseException) -> str:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from psycopg2 import sql
 
+from . import definitions
+
 KIND_KEYWORD = {"m": "MATERIALIZED VIEW", "v": "VIEW"}
 PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER",
               "MAINTAIN"}
@@ -219,12 +221,9 @@ def options_clause(rel: Relation) -> sql.Composable:
 def create(cur, rel: Relation, schema: str | None = None) -> None:
     """CREATE the relation from its saved definition (populated if it was), in `schema` (for
     a side-by-side copy) or its own. Call under the capture search_path."""
-    statement = sql.SQL("CREATE {kind} {ident}{options} AS\n{body}").format(
-        kind=rel.keyword, ident=rel.ident(schema), options=options_clause(rel),
-        body=sql.SQL(rel.definition))
-    if rel.kind == "m":
-        statement += sql.SQL("\nWITH DATA" if rel.populated else "\nWITH NO DATA")
-    cur.execute(statement)
+    cur.execute(definitions.create_view_statement(
+        rel.ident(schema), rel.definition, materialized=rel.kind == "m",
+        options=options_clause(rel), with_data=rel.populated))
 
 
 def create_indexes(cur, rel: Relation, schema: str | None = None) -> None:

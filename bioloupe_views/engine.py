@@ -1,32 +1,36 @@
-"""refresh-views: refresh the selected marts in dependency order, audited, in parallel.
+"""The refresh engine, as a client drives it: the database owns the run.
 
-The work on each mart is the database's own bioloupe_views.refresh_mart() (refresh,
-ANALYZE, checks), the same code pg_cron's procedure runs. This module adds what a client
-does best: the lock, selection, parallel connections, timeouts, the run log and reporting.
+Everything that decides an outcome lives in the database (sql/project/v2/routines/), the
+same for refresh-views, pg_cron's CALL bioloupe_views.refresh_all() and any other client:
+- the lock (try_refresh_lock) and the message when it is taken (refresh_lock_holder);
+- start_run(): validates the marts and queues them, in refresh order, in the run log;
+- claim_next(): the next mart whose upstream marts all succeeded; skips dependents of a
+  mart that did not;
+- refresh_mart(): refresh, checks, the rule for what blocks a publish, and the mart's log
+  row, committed together;
+- finish_run(): closes what is left and sets the run's status.
 
-Each mart is refreshed and checked in its own transaction, which commits only when its
-error-severity checks pass; otherwise it is rolled back and readers keep the last good
-data, and its dependents are skipped. With `atomic`, all marts share one transaction.
+This module only drives it: one session holds the lock and reports progress from the run
+log, and `threads` worker sessions each claim and refresh the next ready mart until none is
+left. With `atomic`, one session refreshes everything in one transaction.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import psycopg2
 from psycopg2.extras import Json
 
-from . import mart_graph
-from . import roles, selection
+from . import mart_graph, roles, selection
 from .db import connect, first_line
-from .errors import ConnectionLostError, LockBusyError, UserError
+from .errors import ConnectionLostError, LockBusyError
 
 APPLICATION_NAME = "refresh-views"
+POLL_SECONDS = 0.1
+FINAL = ("success", "error", "check_failed", "skipped", "cancelled")
 
 
 @dataclass
@@ -39,12 +43,19 @@ class Options:
     statement_timeout: str | None = None
     wait: float | None = None
     trigger: str = "cli"
+    trigger_ref: str | None = None
+
+    def run_options(self) -> dict:
+        """What the database keeps with the run and applies to each mart."""
+        return {"concurrently": self.concurrently, "checks": self.checks,
+                "threads": 1 if self.atomic else self.threads, "atomic": self.atomic,
+                "lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout}
 
 
 @dataclass
 class MartResult:
     mart: str
-    status: str                      # success | error | check_failed | skipped
+    status: str                      # success | error | check_failed | skipped | cancelled
     mode: str | None = None          # concurrent | plain
     fallback: bool = False           # plain because the view was unpopulated
     rows: int | None = None
@@ -53,18 +64,6 @@ class MartResult:
     error: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
-
-    @classmethod
-    def from_payload(cls, payload: dict, seconds: float) -> "MartResult":
-        return cls(mart=payload["mart"], status=payload["status"], mode=payload.get("mode"),
-                   fallback=bool(payload.get("fallback")), rows=payload.get("rows"),
-                   seconds=seconds, checks=payload.get("checks") or [],
-                   started_at=payload.get("started_at"), ended_at=payload.get("ended_at"))
-
-    def log_payload(self) -> dict:
-        return {"mart": self.mart, "status": self.status, "mode": self.mode, "rows": self.rows,
-                "error": self.error, "checks": self.checks or None,
-                "started_at": self.started_at, "ended_at": self.ended_at}
 
     def as_json(self) -> dict:
         return {"mart": self.mart, "status": self.status, "mode": self.mode,
@@ -77,22 +76,34 @@ class RunResult:
     run_id: str
     results: list[MartResult]
     seconds: float
+    status: str = "success"
 
     @property
     def ok(self) -> bool:
         return all(r.status == "success" for r in self.results)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
 class Reporter:
-    """What a run tells its caller; the CLI prints, tests may collect."""
+    """What a run tells its caller; the CLI prints, tests and Dagster may collect."""
 
     def begin(self, marts: list[str], options: Options) -> None: ...
     def start(self, index: int, total: int, mart: str) -> None: ...
     def finish(self, index: int, total: int, result: MartResult) -> None: ...
+
+
+_LOG_SQL = """
+SELECT mart, status, mode, rows, coalesce(duration_seconds, 0)::float8, checks, error,
+       sqlstate, started_at::text, ended_at::text
+FROM bioloupe_views.run_log WHERE run_id = %s ORDER BY position
+"""
+
+
+def _result(row, options: Options) -> MartResult:
+    mart, status, mode, rows, seconds, checks, error, sqlstate, started, ended = row
+    if error and sqlstate == roles.INSUFFICIENT_PRIVILEGE:
+        error = roles.explain_message(error, sqlstate)
+    return MartResult(mart, status, mode, options.concurrently and mode == "plain", rows,
+                      seconds, checks or [], error, started, ended)
 
 
 def acquire_lock(conn, wait_seconds: float | None) -> None:
@@ -106,188 +117,168 @@ def acquire_lock(conn, wait_seconds: float | None) -> None:
             if time.monotonic() >= deadline:
                 break
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
-        cur.execute("SELECT pid, application_name, trigger, since FROM bioloupe_views.refresh_lock_holder()")
+        cur.execute("SELECT message FROM bioloupe_views.refresh_lock_holder()")
         holder = cur.fetchone()
-    who = "another session"
-    if holder:
-        pid, app, trigger, since = holder
-        who = f"pid {pid} ({trigger or app or 'unknown client'}), running since {since:%Y-%m-%d %H:%M:%S %Z}"
-    waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
-    raise LockBusyError(f"another refresh holds the lock{waited}: {who}; "
-                        "try again later or pass --wait SECONDS")
+    message = holder[0] if holder else "another refresh holds the lock"
+    waited = f" (waited {wait_seconds:g}s)" if wait_seconds else ""
+    raise LockBusyError(f"{message}{waited}; try again later or pass --wait SECONDS")
 
 
-def _set_timeouts(cur, options: Options) -> None:
-    for name, value in (("statement_timeout", options.statement_timeout),
-                        ("lock_timeout", options.lock_timeout)):
-        if value:
-            cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+class _Worker(threading.Thread):
+    """One session that claims and refreshes ready marts until the run has none left."""
 
+    def __init__(self, dsn: str, run_id: str, stop: threading.Event):
+        super().__init__(daemon=True)
+        self.dsn, self.run_id, self.stop = dsn, run_id, stop
+        self.conn = None
+        self.failure: str | None = None
 
-def _refresh_in_transaction(conn, mart: str, options: Options) -> MartResult:
-    """Refresh and audit one mart in the connection's open transaction; no commit."""
-    started, t0 = _now(), time.monotonic()
-    try:
-        with conn.cursor() as cur:
-            _set_timeouts(cur, options)
-            cur.execute("SELECT bioloupe_views.refresh_mart(%s, %s, %s)",
-                        (mart, options.concurrently, options.checks))
-            payload = cur.fetchone()[0]
-        return MartResult.from_payload(payload, time.monotonic() - t0)
-    except psycopg2.Error as exc:
-        return MartResult(mart, "error", error=roles.explain(exc), seconds=time.monotonic() - t0,
-                          started_at=started, ended_at=_now())
+    def cancel(self) -> None:
+        """Cancel the statement this worker's session is running (a refresh), if any."""
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            try:
+                conn.cancel()
+            except psycopg2.Error:
+                pass
 
-
-def _fence(conn, result: MartResult, lock_pid: int | None) -> None:
-    """Publish only while the run still holds the refresh lock. The lock dies with the run's
-    main session; if that session is gone (connection dropped, backend terminated), nothing
-    would log this mart and another run may already be going, so it is rolled back."""
-    if result.status != "success" or lock_pid is None:
-        return
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pid FROM bioloupe_views.refresh_lock_holder()")
-            holder = cur.fetchone()
-    except psycopg2.Error as exc:
-        result.status, result.error = "error", first_line(exc)
-        return
-    if not holder or holder[0] != lock_pid:
-        result.status = "error"
-        result.error = "rolled back: the run lost its refresh lock (its database session ended)"
-
-
-def _finish_transaction(conn, result: MartResult) -> None:
-    """Commit a successful mart, roll back anything else (readers keep the old rows)."""
-    try:
-        if result.status == "success":
-            conn.commit()
-        else:
-            conn.rollback()
-    except psycopg2.Error as exc:
-        if result.status == "success":  # the commit failed: nothing was published
-            result.status, result.error = "error", first_line(exc)
-        # A failed rollback (the connection is gone) keeps the error that caused it; the
-        # server rolls back a transaction whose connection ended.
-
-
-class _ConnectionPool:
-    """Worker connections, opened on demand and replaced when a fault closes one."""
-
-    def __init__(self, dsn: str):
-        self.dsn, self.idle, self.all = dsn, queue.SimpleQueue(), []
-        self.lock = threading.Lock()
-        self.lock_pid: int | None = None  # the run's main session, which holds the lock
-
-    def get(self):
+    def run(self) -> None:
         try:
-            conn = self.idle.get_nowait()
-            if not conn.closed:
-                return conn
-        except queue.Empty:
-            pass
-        conn = connect(self.dsn, APPLICATION_NAME, autocommit=False)
-        with self.lock:
-            self.all.append(conn)
-        return conn
-
-    def put(self, conn) -> None:
-        if not conn.closed:
-            self.idle.put(conn)
-
-    def close(self) -> None:
-        for conn in self.all:
-            if not conn.closed:
-                conn.close()
-
-
-def _refresh_one(pool: _ConnectionPool, mart: str, options: Options) -> MartResult:
-    try:
-        conn = pool.get()
-    except UserError as exc:  # a replacement connection could not be opened
-        return MartResult(mart, "error", error=str(exc), started_at=_now(), ended_at=_now())
-    try:
-        result = _refresh_in_transaction(conn, mart, options)
-        _fence(conn, result, pool.lock_pid)
-        _finish_transaction(conn, result)
-        return result
-    finally:
-        pool.put(conn)
-
-
-def _skip(mart: str, reason: str) -> MartResult:
-    return MartResult(mart, "skipped", error=reason, started_at=_now(), ended_at=_now())
-
-
-def _run_parallel(dsn, marts, graph, options, record, reporter, lock_pid=None) -> list[MartResult]:
-    selected, done, pending = set(marts), {}, list(marts)
-    pool, running, counter = _ConnectionPool(dsn), {}, iter(range(1, len(marts) + 1))
-    pool.lock_pid = lock_pid
-    indexes: dict[str, int] = {}
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, options.threads)) as executor:
-            while pending or running:
-                for mart in list(pending):
-                    ups = graph.upstream_within(mart, selected)
-                    failed = sorted(u for u in ups if u in done and done[u].status != "success")
-                    if failed:
-                        pending.remove(mart)
-                        indexes[mart] = next(counter)
-                        done[mart] = _skip(mart, f"upstream {', '.join(failed)} did not refresh")
-                        record(done[mart])
-                        reporter.finish(indexes[mart], len(marts), done[mart])
-                    elif all(u in done for u in ups) and len(running) < options.threads:
-                        pending.remove(mart)
-                        indexes[mart] = next(counter)
-                        reporter.start(indexes[mart], len(marts), mart)
-                        running[executor.submit(_refresh_one, pool, mart, options)] = mart
-                if not running:
+            self.conn = connect(self.dsn, APPLICATION_NAME, autocommit=False)
+            while not self.stop.is_set():
+                mart, state = self._claim()
+                if state == "done":
+                    return
+                if state == "wait":
+                    time.sleep(POLL_SECONDS)
                     continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    mart = running.pop(future)
-                    done[mart] = future.result()
-                    record(done[mart])
-                    reporter.finish(indexes[mart], len(marts), done[mart])
-    finally:
-        pool.close()
-    return [done[m] for m in marts]
+                self._refresh(mart)
+        except Exception as exc:  # noqa: BLE001 - reported by the driver, never lost
+            self.failure = first_line(exc)
+        finally:
+            if self.conn is not None and not self.conn.closed:
+                self.conn.close()
+
+    def _claim(self) -> tuple[str | None, str]:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT mart, state FROM bioloupe_views.claim_next(%s)", (self.run_id,))
+            row = cur.fetchone()
+        self.conn.commit()
+        return row
+
+    def _refresh(self, mart: str) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT bioloupe_views.apply_run_settings(%s)", (self.run_id,))
+                cur.execute("SELECT bioloupe_views.refresh_mart(%s, %s)", (self.run_id, mart))
+                status = cur.fetchone()[0]["status"]
+            if self.stop.is_set() and status == "success":
+                # Stopped while this mart was being checked: nothing is published after it.
+                self.conn.rollback()
+                _record(self.conn, self.run_id, mart, "cancelled",
+                        "cancelled: the run was stopped before this mart was published")
+            else:
+                self.conn.commit()
+        except psycopg2.Error as exc:
+            if not self.conn.closed:
+                self.conn.rollback()
+                _record(self.conn, self.run_id, mart, "error", roles.explain(exc))
+            else:
+                raise
 
 
-def _run_atomic(dsn, marts, options, record, reporter, lock_pid=None) -> list[MartResult]:
+def _record(conn, run_id: str, mart: str, status: str, error: str | None,
+            result: dict | None = None) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT bioloupe_views.record_result(%s, %s, %s, %s, %s)",
+                    (run_id, mart, status, error, Json(result or {})))
+    if not conn.autocommit:
+        conn.commit()
+
+
+class _Progress:
+    """Reports each mart once as it starts and once as it ends, read from the run log."""
+
+    def __init__(self, marts: list[str], options: Options, reporter: Reporter):
+        self.total, self.options, self.reporter = len(marts), options, reporter
+        self.index: dict[str, int] = {}
+        self.finished: dict[str, MartResult] = {}
+
+    def update(self, cur, run_id: str) -> None:
+        cur.execute(_LOG_SQL, (run_id,))
+        for row in cur.fetchall():
+            mart, status = row[0], row[1]
+            if status == "pending" or mart in self.finished:
+                continue
+            if mart not in self.index:
+                self.index[mart] = len(self.index) + 1
+                if status == "running" or status in ("success", "error", "check_failed"):
+                    self.reporter.start(self.index[mart], self.total, mart)
+            if status in FINAL:
+                self.finished[mart] = _result(row, self.options)
+                self.reporter.finish(self.index[mart], self.total, self.finished[mart])
+
+
+def _drive_parallel(main, dsn: str, run_id: str, marts: list[str], options: Options,
+                    progress: _Progress) -> None:
+    stop = threading.Event()
+    workers = [_Worker(dsn, run_id, stop) for _ in range(max(1, min(options.threads, len(marts))))]
+    for worker in workers:
+        worker.start()
+    try:
+        with main.cursor() as cur:
+            while any(w.is_alive() for w in workers):
+                progress.update(cur, run_id)
+                time.sleep(POLL_SECONDS)
+            progress.update(cur, run_id)
+    except BaseException:
+        # Ctrl-C, or the lock session is gone: start nothing more, cancel what runs (its
+        # transaction rolls back and refresh_mart logs it), and wait for the workers.
+        stop.set()
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            worker.join(timeout=30)
+        raise
+    failures = [w.failure for w in workers if w.failure]
+    if failures and len(progress.finished) < len(marts):
+        with main.cursor() as cur:
+            for mart in marts:
+                if mart not in progress.finished:
+                    cur.execute("SELECT bioloupe_views.record_result(%s, %s, 'error', %s)",
+                                (run_id, mart, f"its worker session failed: {failures[0]}"))
+            progress.update(cur, run_id)
+
+
+def _drive_atomic(dsn: str, run_id: str, marts: list[str], options: Options,
+                  progress: _Progress) -> None:
     """All marts in one transaction: all change together or none does."""
     conn = connect(dsn, APPLICATION_NAME, autocommit=False)
-    results: list[MartResult] = []
+    failed: dict | None = None
     try:
-        for index, mart in enumerate(marts, 1):
-            reporter.start(index, len(marts), mart)
-            results.append(_refresh_in_transaction(conn, mart, options))
-            if results[-1].status != "success":
-                break
-        if results and results[-1].status == "success":
-            _fence(conn, results[-1], lock_pid)
-        failed = results[-1] if results and results[-1].status != "success" else None
+        with conn.cursor() as cur:
+            while True:
+                cur.execute("SELECT mart, state FROM bioloupe_views.claim_next(%s)", (run_id,))
+                mart, state = cur.fetchone()
+                if state != "claimed":
+                    break
+                cur.execute("SELECT bioloupe_views.apply_run_settings(%s)", (run_id,))
+                cur.execute("SELECT bioloupe_views.refresh_mart(%s, %s)", (run_id, mart))
+                result = cur.fetchone()[0]
+                if result["status"] != "success":
+                    failed = result
+                    break
         if failed is None:
-            try:
-                conn.commit()
-            except psycopg2.Error as exc:
-                failed = MartResult("(commit)", "error", error=first_line(exc))
-        else:
-            try:
-                conn.rollback()
-            except psycopg2.Error:
-                pass  # the connection is gone, and the server rolled back with it
-        if failed is not None:
-            reason = f"rolled back with the --atomic run because {failed.mart} failed"
-            results = [r if r is failed else _skip(r.mart, reason) for r in results
-                       if r.mart in marts]
-            results += [_skip(m, reason) for m in marts[len(results):]]
-        for index, result in enumerate(results, 1):
-            record(result)
-            reporter.finish(index, len(marts), result)
+            conn.commit()
+            return
+        conn.rollback()
+        reason = f"rolled back with the --atomic run because {failed['mart']} failed"
+        _record(conn, run_id, failed["mart"], failed["status"], failed["error"], failed)
+        for mart in marts:
+            if mart != failed["mart"]:
+                _record(conn, run_id, mart, "skipped", reason)
     finally:
         conn.close()
-    return results
 
 
 def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
@@ -301,28 +292,25 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
         acquire_lock(main, options.wait)
         t0 = time.monotonic()
         with main.cursor() as cur:
-            cur.execute("SELECT bioloupe_views.start_run(%s)", (options.trigger,))
+            cur.execute("SELECT bioloupe_views.start_run(%s, %s, %s, %s)",
+                        (options.trigger, marts, Json(options.run_options()), options.trigger_ref))
             run_id = str(cur.fetchone()[0])
-
-        def record(result: MartResult) -> None:
-            with main.cursor() as cur:
-                cur.execute("SELECT bioloupe_views.log_result(%s, %s, %s)",
-                            (run_id, options.trigger, Json(result.log_payload())))
-
+        progress = _Progress(marts, options, reporter)
         try:
             reporter.begin(marts, options)
-            lock_pid = main.get_backend_pid()
-            if options.atomic:
-                results = _run_atomic(dsn, marts, options, record, reporter, lock_pid)
-            else:
-                results = _run_parallel(dsn, marts, graph, options, record, reporter, lock_pid)
-            outcome = RunResult(run_id, results, time.monotonic() - t0)
-            with main.cursor() as cur:
-                cur.execute("SELECT bioloupe_views.finish_run(%s, %s)",
-                            (run_id, "success" if outcome.ok else "error"))
-                cur.execute("SELECT bioloupe_views.release_refresh_lock()")
+            try:
+                if options.atomic:
+                    _drive_atomic(dsn, run_id, marts, options, progress)
+                    with main.cursor() as cur:
+                        progress.update(cur, run_id)
+                else:
+                    _drive_parallel(main, dsn, run_id, marts, options, progress)
+            except KeyboardInterrupt:
+                _close(main, run_id, "cancelled: the client was interrupted")
+                raise
+            status = _close(main, run_id, None)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            # The main connection holds the lock and writes the log; workers' errors are
+            # The main connection holds the lock and reads the log; workers' errors are
             # results, never exceptions. Anything but its loss is unexpected: let it show.
             if not main.closed:
                 raise
@@ -330,6 +318,16 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
                 f"lost the connection to the database during run {run_id} ({first_line(exc)}): "
                 "marts not yet committed keep their last good data, and the next run records "
                 "this one as abandoned; check the server, then run again") from None
-        return outcome
+        results = [progress.finished[m] for m in marts if m in progress.finished]
+        return RunResult(run_id, results, time.monotonic() - t0, status)
     finally:
         main.close()
+
+
+def _close(main, run_id: str, message: str | None) -> str:
+    """finish_run() and release the lock; returns the run's status."""
+    with main.cursor() as cur:
+        cur.execute("SELECT bioloupe_views.finish_run(%s, %s)", (run_id, message))
+        status = cur.fetchone()[0]
+        cur.execute("SELECT bioloupe_views.release_refresh_lock()")
+    return status

@@ -2,14 +2,15 @@
 
     op.check_source_contract()
     op.create_project_schema(version=1)
+    op.change_project_schema(from_version=1, to_version=2)
     op.create_materialized_view("mv_drug_trials", version=1)
     op.drop_materialized_view("mv_drug_trials")
     op.replace_materialized_view("mv_development_programs", version=2)  # dependents kept
 
-A migration names a mart and the version of its SQL file; the operation loads
-bioloupe_views/sql/<mart>/v<version>.sql, creates the view populated, creates the indexes
-declared in mart.toml and records the version in bioloupe_views.mart. Importing this module
-registers the operations on Alembic's `op` (migrations/env.py does).
+A migration names a mart and a version; the operation takes that version whole from
+bioloupe_views/sql/<mart>/v<version>/ (definitions.py): the view is created populated, with
+the version's indexes and its checks, and the version is recorded in bioloupe_views.mart.
+Importing this module registers the operations on Alembic's `op` (migrations/env.py does).
 """
 
 from __future__ import annotations
@@ -18,26 +19,28 @@ from alembic.operations import MigrateOperation, Operations
 from alembic.util import CommandError
 from psycopg2 import sql
 
-from . import contract, definitions, replace, roles
+from . import checks, contract, definitions, project_schema, replace, roles
 from .errors import UserError
+
+
+def _cursor(operations: Operations):
+    return operations.get_bind().connection.dbapi_connection.cursor()
 
 
 def _execute(operations: Operations, statement) -> None:
     """Run a psycopg2.sql composition (or plain string) on the migration's connection."""
-    bind = operations.get_bind()
-    if isinstance(statement, sql.Composable):
-        statement = statement.as_string(bind.connection.dbapi_connection)
-    bind.exec_driver_sql(statement.replace("%", "%%"))
+    with _cursor(operations) as cur:
+        cur.execute(statement)
 
 
-def _mart_ident(name: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(definitions.MART_SCHEMA), sql.Identifier(name))
-
-
-def create_indexes(operations: Operations, mart: definitions.Mart) -> None:
-    """The indexes mart.toml declares (one definition, shared with replace.py)."""
-    for statement in replace.declared_indexes(mart):
-        _execute(operations, statement)
+def _invoke_with(function):
+    """An operation's implementation that turns UserError into Alembic's one-line error."""
+    def implementation(operations: Operations, operation: MigrateOperation):
+        try:
+            return function(operations, operation)
+        except UserError as exc:
+            raise CommandError(str(exc)) from None
+    return implementation
 
 
 @Operations.register_operation("check_source_contract")
@@ -58,7 +61,7 @@ def _check_source_contract(operations: Operations, operation: CheckSourceContrac
 
 @Operations.register_operation("create_project_schema")
 class CreateProjectSchemaOp(MigrateOperation):
-    """The bioloupe_views schema: registry, checks, run log and the refresh functions."""
+    """The bioloupe_views schema: registry, checks, run log and the refresh engine."""
 
     def __init__(self, version: int):
         self.version = version
@@ -68,9 +71,41 @@ class CreateProjectSchemaOp(MigrateOperation):
         return operations.invoke(cls(version))
 
 
-@Operations.implementation_for(CreateProjectSchemaOp)
 def _create_project_schema(operations: Operations, operation: CreateProjectSchemaOp) -> None:
-    _execute(operations, definitions.project_sql(f"v{operation.version}"))
+    for statement in project_schema.create_statements(operation.version):
+        _execute(operations, statement)
+
+
+Operations.implementation_for(CreateProjectSchemaOp)(_invoke_with(_create_project_schema))
+
+
+@Operations.register_operation("change_project_schema")
+class ChangeProjectSchemaOp(MigrateOperation):
+    """Take the bioloupe_views schema one version up or down in place: its routines are
+    replaced, its tables altered, its run history kept. Every mart's checks are
+    reinstalled in the form the new version runs."""
+
+    def __init__(self, from_version: int, to_version: int):
+        self.from_version, self.to_version = from_version, to_version
+
+    @classmethod
+    def change_project_schema(cls, operations: Operations, from_version: int,
+                              to_version: int) -> None:
+        return operations.invoke(cls(from_version, to_version))
+
+
+def _change_project_schema(operations: Operations, operation: ChangeProjectSchemaOp) -> None:
+    with _cursor(operations) as cur:
+        cur.execute("SELECT name FROM bioloupe_views.mart ORDER BY name")
+        for (mart,) in cur.fetchall():
+            checks.uninstall(cur, mart)
+        for statement in project_schema.change_statements(operation.from_version,
+                                                          operation.to_version):
+            cur.execute(statement)
+        checks.install_all(cur)
+
+
+Operations.implementation_for(ChangeProjectSchemaOp)(_invoke_with(_change_project_schema))
 
 
 @Operations.register_operation("drop_project_schema")
@@ -88,7 +123,7 @@ def _drop_project_schema(operations: Operations, operation: DropProjectSchemaOp)
 
 @Operations.register_operation("create_materialized_view")
 class CreateMaterializedViewOp(MigrateOperation):
-    """Create a mart from its versioned SQL, populated, with its declared indexes."""
+    """Create a mart at a version: populated, with the version's indexes and checks."""
 
     def __init__(self, name: str, version: int, with_data: bool = True):
         self.name, self.version, self.with_data = name, version, with_data
@@ -99,21 +134,24 @@ class CreateMaterializedViewOp(MigrateOperation):
         return operations.invoke(cls(name, version, with_data))
 
 
-@Operations.implementation_for(CreateMaterializedViewOp)
 def _create_materialized_view(operations: Operations, operation: CreateMaterializedViewOp) -> None:
-    mart = definitions.get(operation.name)
-    body = mart.sql(operation.version).rstrip().rstrip(";")
-    _execute(operations, sql.SQL("CREATE MATERIALIZED VIEW {mart} AS\n{body}\nWITH {data}").format(
-        mart=_mart_ident(mart.name), body=sql.SQL(body),
-        data=sql.SQL("DATA" if operation.with_data else "NO DATA")))
-    create_indexes(operations, mart)
-    if mart.description:
-        _execute(operations, sql.SQL("COMMENT ON MATERIALIZED VIEW {} IS {}").format(
-            _mart_ident(mart.name), sql.Literal(mart.description)))
-    _execute(operations, sql.SQL(
-        "INSERT INTO bioloupe_views.mart (name, version) VALUES ({}, {})").format(
-        sql.Literal(mart.name), sql.Literal(operation.version)))
-    grant_reader(operations, mart.name)
+    version = definitions.get(operation.name).version(operation.version)
+    with _cursor(operations) as cur:
+        with definitions.binding_search_path(cur):
+            cur.execute(version.create_statement(with_data=operation.with_data))
+        for statement in version.index_statements():
+            cur.execute(statement)
+        if version.description:
+            cur.execute(sql.SQL("COMMENT ON MATERIALIZED VIEW {} IS {}").format(
+                sql.Identifier(definitions.MART_SCHEMA, version.mart),
+                sql.Literal(version.description)))
+        cur.execute("INSERT INTO bioloupe_views.mart (name, version) VALUES (%s, %s)",
+                    (version.mart, version.number))
+        checks.install(cur, version)
+    grant_reader(operations, version.mart)
+
+
+Operations.implementation_for(CreateMaterializedViewOp)(_invoke_with(_create_materialized_view))
 
 
 def grant_reader(operations: Operations, name: str) -> None:
@@ -134,23 +172,26 @@ class DropMaterializedViewOp(MigrateOperation):
         return operations.invoke(cls(name))
 
 
-@Operations.implementation_for(DropMaterializedViewOp)
 def _drop_materialized_view(operations: Operations, operation: DropMaterializedViewOp) -> None:
     mart = definitions.get(operation.name)
-    _execute(operations, sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(
-        _mart_ident(mart.name)))
-    _execute(operations, sql.SQL("DELETE FROM bioloupe_views.mart WHERE name = {}").format(
-        sql.Literal(mart.name)))
+    with _cursor(operations) as cur:
+        checks.uninstall(cur, mart.name)
+        cur.execute(sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(
+            sql.Identifier(definitions.MART_SCHEMA, mart.name)))
+        cur.execute("DELETE FROM bioloupe_views.mart WHERE name = %s", (mart.name,))
+
+
+Operations.implementation_for(DropMaterializedViewOp)(_invoke_with(_drop_materialized_view))
 
 
 @Operations.register_operation("replace_materialized_view")
 class ReplaceMaterializedViewOp(MigrateOperation):
-    """Replace a mart with another version of its SQL: every view and materialized view
-    above it is dropped and rebuilt, populated, with its indexes, grants and comments
-    (bioloupe_views/replace.py). `side_by_side=True` builds the new version and the rebuilt
-    dependents before taking any lock, so readers wait only for the swap; put it last in the
-    migration, or inside `op.get_context().autocommit_block()` (see replace.py). Returns a
-    replace.Replacement with the timings."""
+    """Replace a mart with another version (its query, indexes and checks): every view and
+    materialized view above it is dropped and rebuilt, populated, with its indexes, grants
+    and comments (bioloupe_views/replace.py). `side_by_side=True` builds the new version
+    and the rebuilt dependents before taking any lock, so readers wait only for the swap;
+    put it last in the migration, or inside `op.get_context().autocommit_block()` (see
+    replace.py). Returns a replace.Replacement with the timings."""
 
     def __init__(self, name: str, version: int, side_by_side: bool = False,
                  lock_timeout: str | None = "2s", lock_retries: int = 10):
@@ -164,12 +205,11 @@ class ReplaceMaterializedViewOp(MigrateOperation):
         return operations.invoke(cls(name, version, side_by_side, lock_timeout, lock_retries))
 
 
-@Operations.implementation_for(ReplaceMaterializedViewOp)
 def _replace_materialized_view(operations: Operations, operation: ReplaceMaterializedViewOp):
-    try:
-        return replace.replace(
-            operations.get_bind().connection.dbapi_connection, operation.name, operation.version,
-            side_by_side=operation.side_by_side, lock_timeout=operation.lock_timeout,
-            lock_retries=operation.lock_retries)
-    except UserError as exc:
-        raise CommandError(str(exc)) from None
+    return replace.replace(
+        operations.get_bind().connection.dbapi_connection, operation.name, operation.version,
+        side_by_side=operation.side_by_side, lock_timeout=operation.lock_timeout,
+        lock_retries=operation.lock_retries)
+
+
+Operations.implementation_for(ReplaceMaterializedViewOp)(_invoke_with(_replace_materialized_view))

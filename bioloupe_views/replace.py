@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import psycopg2
 from psycopg2 import sql
 
-from . import definitions
+from . import checks, definitions
 from . import dependents as deps
 from .errors import UserError
 
@@ -68,27 +68,15 @@ class Replacement:
     lock_attempts: int = 0
 
 
-def declared_indexes(mart: definitions.Mart, schema: str = definitions.MART_SCHEMA,
-                     table: str | None = None) -> list[sql.Composed]:
-    """CREATE INDEX for each index mart.toml declares, on schema.<mart> (or schema.<table>)."""
-    return [sql.SQL("CREATE {unique}INDEX {name} ON {ident} ({columns})").format(
-        unique=sql.SQL("UNIQUE " if index.unique else ""), name=sql.Identifier(index.name),
-        ident=sql.Identifier(schema, table or mart.name),
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in index.columns))
-        for index in mart.indexes]
-
-
 def replace(conn, name: str, version: int, side_by_side: bool = False,
             lock_timeout: str | None = DEFAULT_LOCK_TIMEOUT,
             lock_retries: int = DEFAULT_LOCK_RETRIES) -> Replacement:
     """Replace public.<name> with version `version` of its SQL on DB-API connection `conn`
     (in its transaction, or in transactions of its own when it is in autocommit)."""
-    mart = definitions.get(name)
-    mart.sql(version)  # fail before touching anything when the file is missing
+    target = definitions.get(name).version(version)  # fails before touching anything
     own = bool(conn.autocommit)
     with conn.cursor() as cur:
-        result = _Replacer(cur, mart, version, side_by_side, own, lock_timeout,
-                           lock_retries).run()
+        result = _Replacer(cur, target, side_by_side, own, lock_timeout, lock_retries).run()
     log.info("replaced %s v%s -> v%s %s: build %.3fs, readers blocked %.3fs (lock wait %.3fs, "
              "%d attempt(s)), dependents rebuilt: %s", result.mart, result.from_version,
              result.to_version, result.mode.replace("_", "-"), result.build_seconds,
@@ -99,9 +87,10 @@ def replace(conn, name: str, version: int, side_by_side: bool = False,
 
 
 class _Replacer:
-    def __init__(self, cur, mart: definitions.Mart, version: int, side_by_side: bool, own: bool,
+    def __init__(self, cur, target: definitions.MartVersion, side_by_side: bool, own: bool,
                  lock_timeout: str | None, lock_retries: int):
-        self.cur, self.mart, self.version = cur, mart, version
+        self.cur, self.target = cur, target
+        self.mart, self.version = definitions.get(target.mart), target.number
         self.side_by_side, self.own = side_by_side, own
         self.lock_timeout, self.lock_retries = lock_timeout, lock_retries
         self.result = Replacement(mart.name, None, version,
@@ -170,7 +159,16 @@ class _Replacer:
                                f"with op.create_materialized_view({mart.name!r}, version=...)")
         self.result.from_version = row[0]
         root_oid = found[0]
-        found_deps = deps.find(cur, root_oid)
+        # The mart's own checks are replaced by the new version's (_register), not rebuilt.
+        cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL")
+        own_checks: set[int] = set()
+        if cur.fetchone()[0]:
+            cur.execute("SELECT to_regclass(format('%%I.%%I', %s::text, relation))::oid"
+                        " FROM bioloupe_views.mart_check WHERE mart = %s",
+                        (definitions.CHECKS_SCHEMA, mart.name))
+            own_checks = {oid for (oid,) in cur.fetchall()}
+        found_deps = [(oid, depth) for oid, depth in deps.find(cur, root_oid)
+                      if oid not in own_checks]
         self.path = deps.capture_path(cur, [root_oid, *(oid for oid, _ in found_deps)])
         previous = deps.set_search_path(cur, self.path)
         try:
@@ -181,26 +179,23 @@ class _Replacer:
         self.result.dependents = [f"{d.schema}.{d.name}" for d in self.dependents]
 
     def _create_root(self, schema: str | None) -> int:
-        """The new version, populated, with its declared indexes, the old one's grants,
-        owner and comments (mart.toml's description first)."""
-        cur, mart, root = self.cur, self.mart, self.root
+        """The new version, populated, with its indexes, the old one's grants, owner and
+        comments (the version's description first)."""
+        cur, mart, root, version = self.cur, self.mart, self.root, self.target
         target = schema or definitions.MART_SCHEMA
-        body = mart.sql(self.version).rstrip().rstrip(";")
-        create = "CREATE MATERIALIZED VIEW {ident}{options} AS\n{body}\nWITH DATA"
-        cur.execute(sql.SQL(create).format(
-            ident=sql.Identifier(target, mart.name), options=deps.options_clause(root),
-            body=sql.SQL(body)))
-        for statement in declared_indexes(mart, target):
+        with definitions.binding_search_path(cur):
+            cur.execute(version.create_statement(target, options=deps.options_clause(root)))
+        for statement in version.index_statements(target):
             cur.execute(statement)
         new = deps.relation_oid(cur, target, mart.name)[0]
-        declared = {index.name for index in mart.indexes}
+        declared = {index.name for index in version.indexes}
         kept = [i for i in root.indexes if i.name in declared]
         dropped = sorted(i.name for i in root.indexes if i.name not in declared)
         if dropped:
-            log.warning("%s: indexes not declared in mart.toml are not recreated: %s",
+            log.warning("%s: indexes not declared by its version are not recreated: %s",
                         mart.name, ", ".join(dropped))
         deps.restore_attributes(cur, dataclasses.replace(root, indexes=kept), schema=schema,
-                                comment=mart.description or None,
+                                comment=version.description or None,
                                 columns=deps.columns(cur, new))
         self.mapping = {root.oid: new}
         return new
@@ -270,8 +265,10 @@ class _Replacer:
         self._register()
 
     def _register(self) -> None:
+        """The new version is the migrated one, its checks with it."""
         self.cur.execute("UPDATE bioloupe_views.mart SET version = %s, migrated_at = now()"
                          " WHERE name = %s", (self.version, self.mart.name))
+        checks.install(self.cur, self.target)
 
     # -- locking -------------------------------------------------------------------------
 
@@ -293,6 +290,7 @@ class _Replacer:
             try:
                 for rel in reversed(self.dependents):
                     deps.drop(cur, rel)
+                checks.uninstall(cur, self.mart.name)
                 deps.drop(cur, self.root)
             except psycopg2.errors.LockNotAvailable:
                 cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_swap")

@@ -81,7 +81,7 @@ _HINTS = [
     (re.compile(r"permission denied for schema (bioloupe_views)\b"),
      "GRANT USAGE ON SCHEMA bioloupe_views, and SELECT, INSERT, UPDATE ON ALL TABLES IN "
      "SCHEMA bioloupe_views, to this role, " + _ADMIN),
-    (re.compile(r"permission denied for table (run|run_log|check_definition|mart)\b"),
+    (re.compile(r"permission denied for table (run|run_log|mart_check|mart)\b"),
      "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bioloupe_views TO this role, " + _ADMIN),
     (re.compile(r"permission denied for (?:table|materialized view|view) (\S+)"),
      "GRANT SELECT ON {0} TO this role, " + _ADMIN),
@@ -97,8 +97,14 @@ def explain(exc: BaseException) -> str:
     """One line for a database error: PostgreSQL's own first line, plus the grant to ask for
     when it is a permission error."""
     text = str(exc).strip()
-    line = re.sub(r"^ERROR:\s+", "", text.splitlines()[0]) if text else type(exc).__name__
-    if getattr(exc, "pgcode", None) != INSUFFICIENT_PRIVILEGE:
+    return explain_message(text.splitlines()[0] if text else type(exc).__name__,
+                           getattr(exc, "pgcode", None))
+
+
+def explain_message(message: str, sqlstate: str | None) -> str:
+    """The same, for an error the engine recorded as its message and SQLSTATE."""
+    line = re.sub(r"^ERROR:\s+", "", message)
+    if sqlstate != INSUFFICIENT_PRIVILEGE:
         return line
     for pattern, hint in _HINTS:
         match = pattern.search(line)

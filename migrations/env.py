@@ -1,6 +1,7 @@
-"""Alembic environment: connect through the project's one DSN resolution, run the
+"""Alembic environment: connect through the project's one DSN resolution and run the
 migrations in a single transaction (PostgreSQL's DDL is transactional, so a failure leaves
-nothing half-created), then store the current data checks in the database.
+nothing half-created). Each mart's checks are part of its version and installed by the
+operation that creates or replaces it, never re-read from the working tree here.
 
 A reader role (`-x reader_role=NAME` or BIOLOUPE_READER_ROLE) is validated before anything
 runs, passed to the operations through the context options (ops.grant_reader), and granted
@@ -14,7 +15,7 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
-from bioloupe_views import checks, db, roles
+from bioloupe_views import db, roles
 from bioloupe_views.config import resolve_dsn
 from bioloupe_views.errors import UserError
 
@@ -43,17 +44,8 @@ def run_migrations_online() -> None:
                           **{roles.CONTEXT_OPTION: reader_role})
         with context.begin_transaction():
             context.run_migrations()
-            raw = connection.connection.dbapi_connection
-            with raw.cursor() as cur:
-                cur.execute("SELECT to_regclass('bioloupe_views.check_definition') IS NOT NULL")
-                has_checks = cur.fetchone()[0]
-            if has_checks:
-                try:
-                    checks.sync(raw)
-                except UserError as exc:
-                    raise CommandError(str(exc)) from None
             if reader_role:
-                roles.grant_all(raw, reader_role)
+                roles.grant_all(connection.connection.dbapi_connection, reader_role)
 
 
 def _permission_denied(exc: BaseException):

@@ -2,11 +2,14 @@
 version it was migrated to?
 
 Drift is what a migration did not do: a definition edited by hand in production, an index
-dropped or added. For every mart in bioloupe_views.mart the definition is compared the one
-robust way: the migrated version's SQL file is created as a temporary view (in a transaction
-that is rolled back) and PostgreSQL deparses both, so formatting, comments and spelling never
-count, only the query. Indexes are compared with the ones mart.toml declares (names, columns,
-uniqueness). Exit 1 when anything drifted, 0 when everything matches.
+dropped or added, a check changed, dropped or added. A version is compared whole:
+- the query, the one robust way: the version's query.sql is created as a temporary view (in
+  a transaction that is rolled back) and PostgreSQL deparses both, so formatting, comments
+  and spelling never count, only the query;
+- the indexes, with the ones the version declares (names, columns, uniqueness);
+- the checks, with the ones the version declares: names, severity, and each check's query
+  deparsed the same way as the mart's.
+Exit 1 when anything drifted, 0 when everything matches.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import click
 import psycopg2
 from psycopg2 import sql
 
-from .. import definitions
+from .. import checks, definitions
 from .common import dsn_option, friendly_errors
 from ..config import resolve_dsn
 from ..db import connect, first_line, require_migrated
@@ -105,45 +108,95 @@ def _compare_one(conn, result: MartDrift, pending: list[str]) -> None:
         return
     try:
         mart = definitions.get(name)
-        body = mart.sql(version)
+        target = mart.version(version)
     except UserError as exc:
-        result.problems.append(f"no SQL file for the migrated version: {exc}")
+        result.problems.append(f"no SQL files for the migrated version: {exc}")
         return
     if mart.latest_version > version:
-        pending.append(f"{name}: v{mart.latest_version}.sql is newer than the migrated "
+        pending.append(f"{name}: v{mart.latest_version} is newer than the migrated "
                        f"v{version} (a migration not yet applied?)")
-    _compare_definition(conn, result, oid, body)
-    _compare_indexes(conn, result, oid, mart)
+    expected = _deparse(conn, target.query)
+    if isinstance(expected, Exception):
+        result.problems.append(f"v{version}/query.sql does not compile against this "
+                               f"database: {first_line(expected)}")
+    else:
+        _compare_definition(conn, result, oid, expected)
+    _compare_indexes(conn, result, oid, target)
+    _compare_checks(conn, result, target)
 
 
-def _compare_definition(conn, result: MartDrift, oid: int, body: str) -> None:
+def _deparse(conn, body: str) -> str | Exception:
+    """PostgreSQL's own text of a query, bound as the project binds its views."""
     with conn.cursor() as cur:
         cur.execute("SAVEPOINT bioloupe_views_diff")
         try:
-            cur.execute(sql.SQL("CREATE TEMP VIEW {} AS\n{}").format(
-                sql.Identifier(_PROBE), sql.SQL(body.rstrip().rstrip(";"))))
-            cur.execute("SELECT pg_get_viewdef(%s::regclass), pg_get_viewdef(%s)",
-                        (f"pg_temp.{_PROBE}", oid))
-            expected, actual = cur.fetchone()
+            with definitions.binding_search_path(cur):
+                cur.execute(definitions.create_view_statement(
+                    sql.Identifier(_PROBE), body, materialized=False, temporary=True))
+            cur.execute("SELECT pg_get_viewdef(%s::regclass)", (f"pg_temp.{_PROBE}",))
+            return cur.fetchone()[0]
         except psycopg2.Error as exc:
+            return exc
+        finally:
             cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_diff")
-            result.problems.append(f"v{result.version}.sql does not compile against this "
-                                   f"database: {first_line(exc)}")
-            return
-        cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_diff")
+
+
+def _viewdef(conn, oid: int) -> str:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_get_viewdef(%s)", (oid,))
+        return cur.fetchone()[0]
+
+
+def _compare_definition(conn, result: MartDrift, oid: int, expected: str) -> None:
+    actual = _viewdef(conn, oid)
     if expected != actual:
-        result.problems.append(f"definition differs from v{result.version}.sql "
+        result.problems.append(f"definition differs from v{result.version}/query.sql "
                                "(edited by hand?)")
         result.definition_diff = list(difflib.unified_diff(
-            expected.splitlines(), actual.splitlines(), f"v{result.version}.sql", "database",
-            lineterm=""))
+            expected.splitlines(), actual.splitlines(), f"v{result.version}/query.sql",
+            "database", lineterm=""))
 
 
-def _compare_indexes(conn, result: MartDrift, oid: int, mart: definitions.Mart) -> None:
+def _compare_checks(conn, result: MartDrift, target: definitions.MartVersion) -> None:
+    """The installed checks against the version's: the same names, severities and queries."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return  # an older project schema keeps no check views to compare
+        cur.execute("SELECT mc.name, mc.severity, mc.version, to_regclass(format('%%I.%%I', %s::text,"
+                    " mc.relation))::oid FROM bioloupe_views.mart_check mc WHERE mc.mart = %s",
+                    (definitions.CHECKS_SCHEMA, target.mart))
+        installed = {name: rest for name, *rest in cur.fetchall()}
+    declared = {check.name: check for check in checks.compile_version(target)}
+    for name, check in declared.items():
+        if name not in installed:
+            result.problems.append(f"missing check {name} (declared by v{target.number})")
+            continue
+        severity, version, oid = installed[name]
+        if oid is None:
+            result.problems.append(f"check {name}: its view {definitions.CHECKS_SCHEMA}."
+                                   f"{checks.relation_name(name)} is missing")
+            continue
+        if severity != check.severity or version != target.number:
+            result.problems.append(f"check {name} differs: declared severity {check.severity} "
+                                   f"at v{target.number}, database has {severity} at v{version}")
+        expected = _deparse(conn, check.sql)
+        if isinstance(expected, Exception):
+            result.problems.append(f"check {name} does not compile against this database: "
+                                   f"{first_line(expected)}")
+        elif expected != _viewdef(conn, oid):
+            result.problems.append(f"check {name}: its query differs from v{target.number}'s "
+                                   "(edited by hand?)")
+    for name in installed:
+        if name not in declared:
+            result.problems.append(f"extra check {name} (not declared by v{target.number})")
+
+
+def _compare_indexes(conn, result: MartDrift, oid: int, target: definitions.MartVersion) -> None:
     with conn.cursor() as cur:
         cur.execute(_INDEXES_SQL, (oid,))
         found = {row[0]: row[1:] for row in cur.fetchall()}
-    declared = {index.name: index for index in mart.indexes}
+    declared = {index.name: index for index in target.indexes}
     for name, index in declared.items():
         wanted = f"{'UNIQUE ' if index.unique else ''}({', '.join(index.columns)})"
         if name not in found:
@@ -159,7 +212,7 @@ def _compare_indexes(conn, result: MartDrift, oid: int, mart: definitions.Mart) 
                                    f"database has {definition}")
     for name, (*_, definition) in found.items():
         if name not in declared:
-            result.problems.append(f"extra index {name} (not declared in mart.toml): "
+            result.problems.append(f"extra index {name} (not declared by v{target.number}): "
                                    f"{definition}")
 
 

@@ -4,8 +4,8 @@ them this database lacks.
 The sources belong to other systems, so this project never changes them: doctor prints each
 missing index as a `CREATE INDEX CONCURRENTLY` statement for the owner to run (concurrently,
 so building it does not block their writers), and applies nothing. The list of indexes is a
-fact about each mart's SQL and lives beside it, in mart.toml (`source_indexes`, read through
-catalog.py); an index counts as present when a valid btree index on the table starts with
+fact about each mart version's SQL and lives beside it, in its mart.toml (`source_indexes`,
+read through definitions.py; the latest version's); an index counts as present when a valid btree index on the table starts with
 those columns (sql/_queries/source_index.sql). Works before `alembic upgrade head` too: it
 reads only the sources and the system catalog. Exit code 0 whether or not indexes are
 missing: the output is advice.
@@ -44,7 +44,7 @@ def wanted() -> list[Finding]:
     """Every source index some mart's plan uses, once, with the marts that use it."""
     found: dict[tuple, Finding] = {}
     for mart in definitions.marts().values():
-        for index in mart.source_indexes:
+        for index in mart.latest.source_indexes:
             key = (index.table, index.columns)
             finding = found.setdefault(key, Finding(index.table, index.columns, [], [], None))
             finding.marts.append(mart.name)

@@ -1,9 +1,10 @@
 """`bioloupe-views new-version NAME`: start a new version of a mart.
 
-A new version is a new file: vN.sql is copied to v(N+1).sql for editing, and an Alembic
+A version is whole (its query, unique key, indexes and checks) and immutable once released,
+so a new version is a new directory: vN/ is copied to v(N+1)/ for editing, and an Alembic
 migration is written, chained to the current head, whose upgrade replaces the mart with
-v(N+1) and whose downgrade puts vN back, both through op.replace_materialized_view (which
-keeps the dependents, their indexes and grants). The migration comes from the project's own
+v(N+1) and whose downgrade puts vN back (query, indexes and checks), both through
+op.replace_materialized_view (which keeps the dependents, their indexes and grants). The migration comes from the project's own
 template (migrations/script.py.mako) through Alembic's ScriptDirectory, like `alembic
 revision` would write it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,7 @@ _OPERATION_COMMENT = (
 class NewVersion:
     mart: str
     version: int
-    sql_path: Path
+    directory: Path
     migration_path: Path
     revision: str
     down_revision: str | None
@@ -52,16 +54,18 @@ def new_version(name: str, config: Config | None = None) -> NewVersion:
         raise UserError(f"the migrations have several heads ({', '.join(sorted(heads))}): "
                         "merge them first with `alembic merge heads`")
     head = heads[0] if heads else None
-    sql_path = mart.sql_path(version)
-    sql_path.write_text(_retitle(mart.sql(current), name, current, version))
+    directory = mart.version_dir(version)
+    shutil.copytree(mart.version_dir(current), directory)
+    query = directory / "query.sql"
+    query.write_text(_retitle(query.read_text(), name, current, version))
     try:
         created = script.generate_revision(
             _next_revision(script, head), f"{name} v{version}", head=head or "base",
             upgrades=_call(name, version, comment=True), downgrades=_call(name, current))
     except (CommandError, OSError) as exc:
-        sql_path.unlink()
+        shutil.rmtree(directory)
         raise UserError(f"could not write the migration: {exc}") from None
-    return NewVersion(name, version, sql_path, Path(created.path), created.revision, head)
+    return NewVersion(name, version, directory, Path(created.path), created.revision, head)
 
 
 def _call(name: str, version: int, comment: bool = False) -> str:
@@ -102,8 +106,8 @@ def _shown(path: Path) -> str:
 def new_version_command(name):
     """Start version N+1 of mart NAME: copy its latest SQL and write the migration."""
     created = new_version(name)
-    click.echo(f"Created {_shown(created.sql_path)} (a copy of v{created.version - 1}.sql: "
-               "edit it)")
+    click.echo(f"Created {_shown(created.directory)}/ (a copy of v{created.version - 1}: its "
+               "query.sql, mart.toml with indexes and checks, checks/*.sql; edit them)")
     click.echo(f"Created {_shown(created.migration_path)} (revision {created.revision}, revises "
                f"{created.down_revision or 'base'}): upgrade applies v{created.version}, "
                f"downgrade restores v{created.version - 1}")

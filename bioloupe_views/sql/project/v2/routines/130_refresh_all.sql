@@ -1,0 +1,52 @@
+-- The in-database client, for pg_cron: `CALL bioloupe_views.refresh_all()`. It drives the
+-- same engine as refresh-views, with one worker: the same lock, start_run() (unknown names
+-- rejected), claim_next() (order, skipping dependents of a failed mart), refresh_mart()
+-- (refresh, checks, the publish rule, the log row in the same transaction) and
+-- finish_run(). A run that finds the lock taken records itself as skipped and does nothing,
+-- so pg_cron's queued late runs are harmless. pg_cron commits inside a procedure only when
+-- the job's command is this single CALL. Procedures that COMMIT cannot carry a SET clause,
+-- so the search_path is pinned for each transaction instead.
+CREATE PROCEDURE bioloupe_views.refresh_all(
+    p_marts text[] DEFAULT NULL,
+    p_concurrently boolean DEFAULT true,
+    p_checks boolean DEFAULT true,
+    p_trigger text DEFAULT 'pg_cron')
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_run uuid;
+    v_claim record;
+    v_busy text;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF NOT bioloupe_views.try_refresh_lock() THEN
+        SELECT h.message INTO v_busy FROM bioloupe_views.refresh_lock_holder() h;
+        PERFORM bioloupe_views.skip_run(p_trigger, coalesce(v_busy, 'another refresh held the lock'));
+        COMMIT;
+        RAISE NOTICE 'bioloupe_views: %; this run is skipped', v_busy;
+        RETURN;
+    END IF;
+    BEGIN
+        v_run := bioloupe_views.start_run(p_trigger, p_marts,
+            pg_catalog.jsonb_build_object('concurrently', p_concurrently, 'checks', p_checks));
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM bioloupe_views.release_refresh_lock();
+        RAISE;
+    END;
+    COMMIT;
+    LOOP
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        SELECT c.mart, c.state INTO v_claim FROM bioloupe_views.claim_next(v_run) c;
+        COMMIT;
+        EXIT WHEN v_claim.state <> 'claimed';
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        PERFORM bioloupe_views.apply_run_settings(v_run);
+        PERFORM bioloupe_views.refresh_mart(v_run, v_claim.mart);
+        COMMIT;
+    END LOOP;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM bioloupe_views.finish_run(v_run);
+    PERFORM bioloupe_views.release_refresh_lock();
+    COMMIT;
+END;
+$$;
