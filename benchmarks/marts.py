@@ -2,7 +2,7 @@
 the source indexes each mart's plan uses. The floor's table also gets the mart's indexes,
 timed apart, to show how much of a plain refresh is index building.
 
-The floor is `CREATE TEMP TABLE AS` with the mart's own SELECT (catalog: Mart.sql(version)
+The floor is `CREATE TEMP TABLE AS` with the mart's own SELECT (definitions: MartVersion.query
 at the version the database records): what the query costs with nothing around it, no WAL,
 no indexes, no diff. All three are timed on one session with the server's settings, so
 they compare like with like, and are repeated, interleaved, to spread the noise of a shared
@@ -17,7 +17,7 @@ import time
 
 from psycopg2 import sql
 
-from bioloupe_views import contract, definitions, replace
+from bioloupe_views import contract, definitions
 from bioloupe_views.commands import doctor
 
 
@@ -26,7 +26,7 @@ def refresh_settings(conn) -> dict[str, str]:
     refresh-views and pg_cron use and the bare statements timed here do not."""
     with conn.cursor() as cur:
         cur.execute("SELECT coalesce(proconfig, '{}') FROM pg_proc"
-                    " WHERE oid = 'bioloupe_views.refresh_mart(text, boolean, boolean)'::regprocedure")
+                    " WHERE oid = 'bioloupe_views.refresh_mart(uuid, text)'::regprocedure")
         return dict(item.split("=", 1) for item in cur.fetchone()[0])
 
 
@@ -54,13 +54,13 @@ def measure(conn, order: list[str], repeat: int, log, before_round=None) -> dict
             if before_round:
                 before_round()
             for mart in order:
-                body = definitions.get(mart).sql(versions[mart]).rstrip().rstrip(";")
+                body = definitions.get(mart).version(versions[mart]).query
                 ident = sql.Identifier(definitions.MART_SCHEMA, mart)
                 runs[mart]["floor"].append(_timed(cur, sql.SQL(
                     "CREATE TEMP TABLE bench_floor AS\n{}").format(sql.SQL(body))))
                 runs[mart]["indexes"].append(sum(  # what a plain refresh adds, besides WAL
                     _timed(cur, statement) for statement in
-                    replace.declared_indexes(definitions.get(mart), "pg_temp", "bench_floor")))
+                    definitions.get(mart).version(versions[mart]).index_statements("pg_temp", "bench_floor")))
                 cur.execute("DROP TABLE bench_floor")
                 runs[mart]["concurrent"].append(_timed(cur, sql.SQL(
                     "REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(ident)))
@@ -96,7 +96,7 @@ def plan_source_indexes(conn, order: list[str]) -> dict[str, list[str]]:
     used: dict[str, list[str]] = {}
     with conn.cursor() as cur:
         for mart in order:
-            body = definitions.get(mart).sql(versions[mart]).rstrip().rstrip(";")
+            body = definitions.get(mart).version(versions[mart]).query
             cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(body)))
             plan = cur.fetchone()[0]
             plan = json.loads(plan) if isinstance(plan, str) else plan

@@ -136,6 +136,15 @@ def _registry(cur) -> str | None:
     return "views" if views else "rows" if rows else None
 
 
+def remove(cur, name: str) -> None:
+    """Remove one check by name (a migration that retires a check of a later version)."""
+    cur.execute("SELECT relation FROM bioloupe_views.mart_check WHERE name = %s", (name,))
+    for (relation,) in cur.fetchall():
+        cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(
+            sql.Identifier(definitions.CHECKS_SCHEMA, relation)))
+    cur.execute("DELETE FROM bioloupe_views.mart_check WHERE name = %s", (name,))
+
+
 def uninstall(cur, mart: str) -> None:
     """Remove the checks of `mart`, whatever version they belong to."""
     registry = _registry(cur)

@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 from pytest_postgresql import factories
 
-from bioloupe_views import migrate
+from bioloupe_views import checks, migrate
 from bioloupe_views.dev import synthetic
 from bioloupe_views.dev.pgserver import ThrowawayServer, free_port, pg_cron_available
 
@@ -113,3 +113,19 @@ def run_cli(*args, env=None, dsn=None, timeout=600, executable="bioloupe-views")
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def add_check(dsn: str, mart: str, name: str, query: str, severity: str = "error") -> None:
+    """Install one more check on `mart`, as a migration would (a view and its registry row)."""
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT version FROM bioloupe_views.mart WHERE name = %s", (mart,))
+        checks.add(cur, checks.Check(name, mart, "singular", severity, query), cur.fetchone()[0])
+    conn.close()
+
+
+def remove_check(dsn: str, name: str) -> None:
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        checks.remove(cur, name)
+    conn.close()

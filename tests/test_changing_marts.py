@@ -67,14 +67,22 @@ def project(tmp_path, monkeypatch):
     definitions.marts.cache_clear()
 
 
-def write_v2(project: Path, slow: bool = False) -> None:
+def write_v2(project: Path, slow: bool = False, whole: bool = False) -> None:
     """v2 of mv_development_programs: v1 plus a column (nct_count). `slow` makes the build
-    take at least a second, so a reader loop has time to run during it."""
-    v1 = (project / "sql" / ROOT_MART / "v1.sql").read_text()
+    take at least a second, so a reader loop has time to run during it. `whole` also gives
+    v2 what a real new version has: an index on the new column and a check of its own."""
+    v1_dir, v2_dir = project / "sql" / ROOT_MART / "v1", project / "sql" / ROOT_MART / "v2"
+    shutil.copytree(v1_dir, v2_dir)
+    v1 = (v1_dir / "query.sql").read_text()
     sleep = " CROSS JOIN (SELECT pg_sleep(1)) AS slow_build" if slow else ""
-    (project / "sql" / ROOT_MART / "v2.sql").write_text(
+    (v2_dir / "query.sql").write_text(
         "-- test v2: v1 plus the number of trials\n"
         f"SELECT v1.*, cardinality(v1.nct_ids) AS nct_count FROM (\n{v1}\n) AS v1{sleep}\n")
+    if whole:
+        spec = (v2_dir / "mart.toml").read_text().replace(
+            'indexes = [["highest_phase_rank"]', 'indexes = [["nct_count"], ["highest_phase_rank"]')
+        spec += '\n[[checks]]\ntest = "not_null"\ncolumn = "nct_count"\nseverity = "warn"\n'
+        (v2_dir / "mart.toml").write_text(spec)
 
 
 def add_migration(project: Path, upgrade: str, downgrade: str) -> str:
@@ -160,8 +168,8 @@ def mismatches(sql, relation: str, query: str) -> tuple[int, int, int]:
 def assert_rows_right(sql, version: int, surroundings: bool = True) -> None:
     """The mart holds version `version`'s rows and every view above it holds exactly what
     its own SQL gives now (the unmanaged ones too, when the test added them)."""
-    expected = {ROOT_MART: definitions.get(ROOT_MART).sql(version)}
-    expected.update({m: definitions.get(m).sql(1) for m in DEPENDENT_MARTS})
+    expected = {ROOT_MART: definitions.get(ROOT_MART).version(version).query}
+    expected.update({m: definitions.get(m).version(1).query for m in DEPENDENT_MARTS})
     if surroundings:
         expected.update(UNMANAGED)
     for relation, query in expected.items():
@@ -204,7 +212,47 @@ def refresh_order(dsn: str) -> list[str]:
         conn.close()
 
 
+def refresh_one(sql) -> tuple[str, str]:
+    """Refresh the root mart through the engine (pg_cron's client); its status and mode."""
+    sql(f"CALL bioloupe_views.refresh_all(ARRAY['{ROOT_MART}'])")
+    return tuple(sql("SELECT status, mode FROM bioloupe_views.run_log WHERE mart = %s"
+                     " ORDER BY id DESC LIMIT 1", (ROOT_MART,))[0])
+
+
+def installed_checks(sql) -> dict[str, int]:
+    return dict(sql("SELECT name, version FROM bioloupe_views.mart_check WHERE mart = %s",
+                    (ROOT_MART,)))
+
+
 # -- the tests ----------------------------------------------------------------------------
+
+def test_a_version_is_whole_its_index_and_check_come_and_go_with_it(project, dsn, sql, cli):
+    """v2 adds a column, an index on it and a check of it; the downgrade restores v1's
+    query, indexes and checks, and each version refreshes and passes its own checks."""
+    write_v2(project, whole=True)
+    add_migration(project, f'op.replace_materialized_view("{ROOT_MART}", version=2)',
+                  f'op.replace_materialized_view("{ROOT_MART}", version=1)')
+    v1_checks = installed_checks(sql)
+    assert v1_checks and set(v1_checks.values()) == {1}
+
+    migrate.upgrade(dsn)
+    assert sql("SELECT 1 FROM pg_indexes WHERE indexname = %s", (f"{ROOT_MART}__nct_count",))
+    v2_checks = installed_checks(sql)
+    assert set(v2_checks) == set(v1_checks) | {f"not_null_{ROOT_MART}_nct_count"}
+    assert set(v2_checks.values()) == {2}
+    assert refresh_one(sql) == ("success", "concurrent")
+    check = cli("check", "--select", ROOT_MART, dsn=dsn)
+    assert check.returncode == 0 and f"not_null_{ROOT_MART}_nct_count" in check.stdout
+    assert_no_drift(dsn)
+
+    migrate.downgrade(dsn, "-1")
+    assert not sql("SELECT 1 FROM pg_indexes WHERE indexname = %s", (f"{ROOT_MART}__nct_count",))
+    assert installed_checks(sql) == v1_checks
+    assert refresh_one(sql) == ("success", "concurrent")
+    check = cli("check", "--select", ROOT_MART, dsn=dsn)
+    assert check.returncode == 0 and "nct_count" not in check.stdout
+    assert_no_drift(dsn)
+
 
 def test_v1_v2_downgrade_v1_keeps_dependents_indexes_grants_and_views(project, dsn, sql):
     write_v2(project)
@@ -222,8 +270,7 @@ def test_v1_v2_downgrade_v1_keeps_dependents_indexes_grants_and_views(project, d
     assert refresh_order(dsn) == order
     assert_no_drift(dsn)
     # The new version refreshes concurrently (its unique index is there) and passes its checks.
-    result = sql(f"SELECT bioloupe_views.refresh_mart('{ROOT_MART}')")[0][0]
-    assert (result["status"], result["mode"]) == ("success", "concurrent")
+    assert refresh_one(sql) == ("success", "concurrent")
 
     migrate.downgrade(dsn, "-1")
     assert_rows_right(sql, 1)
@@ -356,16 +403,16 @@ def test_diff_finds_hand_made_changes(dsn, sql, cli):
     assert cli("diff", dsn=dsn).returncode == 0
 
     # A hand edit: the view recreated with a different definition and the same indexes.
-    v1 = definitions.get("mv_drug_trials").sql(1)
+    v1 = definitions.get("mv_drug_trials").version(1).query
     sql("DROP MATERIALIZED VIEW mv_drug_trials")
     sql(f"CREATE MATERIALIZED VIEW mv_drug_trials AS SELECT * FROM ({v1}\n) t"
         " WHERE role <> 'other'")
-    for index in definitions.get("mv_drug_trials").indexes:
+    for index in definitions.get("mv_drug_trials").version(1).indexes:
         sql(f"CREATE {'UNIQUE ' if index.unique else ''}INDEX {index.name} ON mv_drug_trials"
             f" ({', '.join(index.columns)})")
     edited = cli("diff", "mv_drug_trials", dsn=dsn)
     assert edited.returncode == 1, edited.stdout + edited.stderr
-    assert "definition differs from v1.sql" in edited.stdout
+    assert "definition differs from v1/query.sql" in edited.stdout
     assert "+++ database" in edited.stdout and "'other'" in edited.stdout
     assert "missing index" not in edited.stdout
 
@@ -383,11 +430,16 @@ def test_new_version_scaffolds_a_working_migration(project, dsn, sql):
     runner = CliRunner()
     result = runner.invoke(cli.main, ["new-version", ROOT_MART])
     assert result.exit_code == 0, result.output
-    v1 = project / "sql" / ROOT_MART / "v1.sql"
-    v2 = project / "sql" / ROOT_MART / "v2.sql"
-    assert f"{v2.name}" in result.output
-    assert v2.read_text().splitlines()[1:] == v1.read_text().splitlines()[1:]
-    assert v2.read_text().startswith(f"-- {ROOT_MART} v2")
+    v1 = project / "sql" / ROOT_MART / "v1"
+    v2 = project / "sql" / ROOT_MART / "v2"
+    assert f"{ROOT_MART}/v2/" in result.output
+    # The whole version is copied: query, indexes and checks.
+    assert sorted(p.relative_to(v2) for p in v2.rglob("*")) == sorted(
+        p.relative_to(v1) for p in v1.rglob("*"))
+    assert (v2 / "mart.toml").read_text() == (v1 / "mart.toml").read_text()
+    query1, query2 = (v1 / "query.sql").read_text(), (v2 / "query.sql").read_text()
+    assert query2.splitlines()[1:] == query1.splitlines()[1:]
+    assert query2.startswith(f"-- {ROOT_MART} v2")
     [migration] = [p for p in (project / "migrations" / "versions").glob("*.py")
                    if ROOT_MART in p.name]
     assert migration.name in result.output
@@ -398,10 +450,11 @@ def test_new_version_scaffolds_a_working_migration(project, dsn, sql):
     assert f'op.replace_materialized_view("{ROOT_MART}", version=2)' in upgrade
     assert f'op.replace_materialized_view("{ROOT_MART}", version=1)' in downgrade
     # Nothing was written to the repository.
-    assert not (PACKAGE_SQL / ROOT_MART / "v2.sql").exists()
+    assert not (PACKAGE_SQL / ROOT_MART / "v2").exists()
     assert not list((ROOT / "migrations" / "versions").glob(f"*{ROOT_MART}*"))
 
     # Edit the copy, then the scaffolded migration applies and reverts it.
+    shutil.rmtree(v2)
     write_v2(project)
     migrate.upgrade(dsn)
     assert_rows_right(sql, 2, surroundings=False)

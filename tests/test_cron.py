@@ -17,6 +17,7 @@ import pytest
 from psycopg2 import sql as pgsql
 
 from bioloupe_views import checks, definitions
+from tests.conftest import add_check
 from bioloupe_views.dev.pgserver import ThrowawayServer, pg_cron_available
 
 needs_pg_cron = pytest.mark.skipif(
@@ -124,10 +125,8 @@ def test_a_failing_check_rolls_back_its_mart_and_skips_its_dependents(dsn, sql):
     assert dependents, f"{failing} has no dependents: nothing to skip"
     independent = [m for m in _order(sql) if m != failing and m not in dependents]
     # A business rule the test breaks: no drug may be called POISON.
-    sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
-        " VALUES ('test_no_poison', %s, 'singular', 'error', -1,"
-        " 'SELECT drug_id FROM public.mv_development_programs WHERE drug_name = ''POISON''')",
-        (failing,))
+    add_check(dsn, failing, "test_no_poison",
+              "SELECT drug_id FROM public.mv_development_programs WHERE drug_name = 'POISON'")
     drug_id, old_name = sql(
         "SELECT dp.drug_id, dp.drug_name FROM public.mv_development_programs dp"
         " JOIN public.mv_efficacy_evidence e USING (drug_id) ORDER BY 1 LIMIT 1")[0]
@@ -177,10 +176,9 @@ def test_refresh_all_skips_and_changes_nothing_while_another_session_holds_the_l
 def test_while_the_procedure_runs_the_cli_and_a_late_run_back_off(dsn, sql, cli):
     # Pause the procedure inside its first mart's checks until the test releases GATE.
     first = _order(sql)[0]
-    sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
-        " VALUES ('test_gate', %s, 'singular', 'warn', -1,"
-        " 'SELECT g FROM (SELECT pg_advisory_xact_lock_shared(%s)::text AS g) s WHERE g IS NULL')",
-        (first, GATE))
+    add_check(dsn, first, "test_gate",
+              f"SELECT g FROM (SELECT pg_advisory_xact_lock_shared({GATE})::text AS g) s"
+              " WHERE g IS NULL", severity="warn")
     gate = _connect(dsn)
     with gate.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (GATE,))

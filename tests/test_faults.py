@@ -57,7 +57,7 @@ def waiting_refresh_pid(sql):
     """The backend refreshing the slow mart, once it waits for the source lock."""
     return wait_for(sql, "SELECT pid FROM pg_stat_activity WHERE application_name = 'refresh-views'"
                          " AND wait_event_type = 'Lock' AND query LIKE %s",
-                    (f"%refresh_mart('{SLOW}'%",))[0][0]
+                    (f"%refresh_mart(%'{SLOW}')%",))[0][0]
 
 
 def main_session_pid(sql):

@@ -57,7 +57,7 @@ def test_upgrade_creates_five_populated_marts_with_their_indexes(sql):
         rows = sql("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
                    " AND tablename = %s", (mart.name,))
         found = {name: definition for name, definition in rows}
-        for index in mart.indexes:
+        for index in mart.latest.indexes:
             assert index.name in found, f"{mart.name} lacks {index.name}"
             cols = ", ".join(index.columns)
             assert found[index.name].endswith(f"({cols})")

@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 
 from bioloupe_views import mart_graph as graph, selection
+from tests.conftest import add_check, remove_check
 
 UPSTREAM = "mv_development_programs"
 DEPENDENTS = ("mv_competitive_landscape", "mv_drug_pipeline")
@@ -119,11 +120,10 @@ def test_statistics_are_current_after_a_refresh(dsn, cli, sql):
 
 # --- audit before publish ----------------------------------------------------------------
 
-def _add_canary_check(sql):
+def _add_canary_check(dsn):
     """A check that fails once a drug named CANARY reaches mv_development_programs."""
-    sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
-        " VALUES ('assert_no_canary', 'mv_development_programs', 'singular', 'error', 999,"
-        " 'SELECT drug_id FROM public.mv_development_programs WHERE drug_name = ''CANARY''')")
+    add_check(dsn, "mv_development_programs", "assert_no_canary",
+              "SELECT drug_id FROM public.mv_development_programs WHERE drug_name = 'CANARY'")
 
 
 def _add_canary_program(sql):
@@ -135,7 +135,7 @@ def _add_canary_program(sql):
 
 
 def test_a_failing_check_rolls_back_and_skips_dependents(dsn, cli, sql, tmp_path):
-    _add_canary_check(sql)
+    _add_canary_check(dsn)
     _add_canary_program(sql)
     before = {m: fingerprint(sql, m) for m in (UPSTREAM, *DEPENDENTS)}
     out = tmp_path / "run.json"
@@ -160,7 +160,7 @@ def test_a_failing_check_rolls_back_and_skips_dependents(dsn, cli, sql, tmp_path
 
 
 def test_no_check_publishes_without_auditing(dsn, cli, sql):
-    _add_canary_check(sql)
+    _add_canary_check(dsn)
     _add_canary_program(sql)
     result = cli("refresh", "--no-check", "--select", UPSTREAM, dsn=dsn)
     assert result.returncode == 0, result.stdout
@@ -170,9 +170,8 @@ def test_no_check_publishes_without_auditing(dsn, cli, sql):
 def test_atomic_changes_all_marts_or_none(dsn, cli, sql, tmp_path):
     _add_canary_program(sql)
     # A failing check on the last mart in the order: with --atomic nothing is published.
-    sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
-        " VALUES ('assert_pipeline_has_no_canary', 'mv_drug_pipeline', 'singular', 'error', 999,"
-        " 'SELECT drug_id FROM public.mv_drug_pipeline WHERE drug_name = ''CANARY''')")
+    add_check(dsn, "mv_drug_pipeline", "assert_pipeline_has_no_canary",
+              "SELECT drug_id FROM public.mv_drug_pipeline WHERE drug_name = 'CANARY'")
     before = {m: fingerprint(sql, m) for m in (UPSTREAM, "mv_drug_pipeline")}
     out = tmp_path / "run.json"
     result = cli("refresh", "--atomic", "--json", str(out), dsn=dsn)
@@ -184,7 +183,7 @@ def test_atomic_changes_all_marts_or_none(dsn, cli, sql, tmp_path):
     for mart, print_ in before.items():
         assert fingerprint(sql, mart) == print_, mart
     # Without the failing check, --atomic publishes everything.
-    sql("DELETE FROM bioloupe_views.check_definition WHERE name = 'assert_pipeline_has_no_canary'")
+    remove_check(dsn, "assert_pipeline_has_no_canary")
     assert cli("refresh", "--atomic", dsn=dsn).returncode == 0
     assert sql("SELECT count(*) FROM mv_drug_pipeline WHERE drug_name = 'CANARY'") == [(1,)]
     assert sql("SELECT count(*) FROM mv_development_programs WHERE drug_name = 'CANARY'") == [(1,)]

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 import psycopg2
 
+from tests.conftest import add_check
+
 MARTS = ["mv_development_programs", "mv_drug_trials", "mv_efficacy_evidence",
          "mv_competitive_landscape", "mv_drug_pipeline"]
 
@@ -40,8 +42,7 @@ def test_before_any_refresh_staleness_counts_from_the_migration(dsn, cli, sql):
 def test_rows_size_last_refresh_checks_and_staleness(dsn, cli, sql):
     assert cli("refresh", dsn=dsn).returncode == 0
     # A warn check that fails, then a run where mv_drug_trials errors (statement timeout).
-    sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
-        " VALUES ('warn_always', 'mv_drug_pipeline', 'singular', 'warn', 999, 'SELECT 1 AS x')")
+    add_check(dsn, "mv_drug_pipeline", "warn_always", "SELECT 1 AS x", severity="warn")
     assert cli("refresh", "--select", "mv_drug_pipeline", dsn=dsn).returncode == 0
     assert cli("refresh", "--select", "mv_drug_trials", "--statement-timeout", "1ms",
                dsn=dsn).returncode == 1

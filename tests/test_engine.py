@@ -1,0 +1,160 @@
+"""One refresh engine: refresh-views, pg_cron's CALL bioloupe_views.refresh_all() and the
+check runners (`check`, the pytest plugin) give the same outcome, statuses and messages for
+the same situation, because they all drive the database's own routines. And the engine
+arrives by migration on a live install: a database at 0001 with run history goes to head
+and back, keeping its history, and each engine refreshes."""
+
+from __future__ import annotations
+
+import subprocess
+
+import psycopg2
+import pytest
+
+from bioloupe_views import migrate
+from tests.conftest import add_check, run_cli
+
+ROOT_MART = "mv_development_programs"
+DEPENDENTS = {"mv_competitive_landscape", "mv_drug_pipeline"}
+INDEPENDENT = {"mv_drug_trials", "mv_efficacy_evidence"}
+
+
+def _outcome(sql, run_id) -> dict[str, tuple]:
+    return {mart: (status, error) for mart, status, error in sql(
+        "SELECT mart, status, error FROM bioloupe_views.run_log WHERE run_id = %s", (run_id,))}
+
+
+def _last_run(sql, trigger: str):
+    return sql("SELECT run_id, status FROM bioloupe_views.run WHERE trigger = %s"
+               " ORDER BY started_at DESC LIMIT 1", (trigger,))[0]
+
+
+def _pytest_plugin(dsn: str) -> subprocess.CompletedProcess:
+    return run_cli("--pyargs", "bioloupe_views.data_checks", f"--bioloupe-dsn={dsn}", "-q",
+                   "-p", "no:cacheprovider", "-k", "warn_errors or no_orphans",
+                   executable="pytest")
+
+
+def test_the_same_failure_has_the_same_outcome_through_every_client(dsn, cli, sql):
+    # A warn-severity check that cannot run (its query errors). It is never a pass, so it
+    # blocks the publish, in every client alike.
+    add_check(dsn, ROOT_MART, "assert_warn_errors", "SELECT 1 / 0 AS x", severity="warn")
+    before = sql(f"SELECT md5(string_agg(t::text, '' ORDER BY t::text)) FROM {ROOT_MART} t")
+
+    result = cli("refresh", dsn=dsn)
+    assert result.returncode == 1
+    assert "FAIL mv_development_programs" in result.stdout
+    cli_run, cli_status = _last_run(sql, "cli")
+
+    sql("CALL bioloupe_views.refresh_all()")
+    cron_run, cron_status = _last_run(sql, "pg_cron")
+
+    assert cli_status == cron_status == "error"
+    cli_outcome, cron_outcome = _outcome(sql, cli_run), _outcome(sql, cron_run)
+    assert cli_outcome == cron_outcome
+    assert cli_outcome[ROOT_MART] == ("check_failed", None)
+    for mart in DEPENDENTS:
+        assert cli_outcome[mart] == ("skipped", f"upstream {ROOT_MART} did not refresh")
+    for mart in INDEPENDENT:
+        assert cli_outcome[mart] == ("success", None)
+    assert sql(f"SELECT md5(string_agg(t::text, '' ORDER BY t::text)) FROM {ROOT_MART} t") == before
+
+    # The checks' own runners say the same: the check errors, and that fails the run.
+    check = cli("check", "--select", ROOT_MART, dsn=dsn)
+    assert check.returncode == 1
+    assert "ERROR assert_warn_errors" in check.stdout and "division by zero" in check.stdout
+    plugin = _pytest_plugin(dsn)
+    assert plugin.returncode == 1, plugin.stdout + plugin.stderr
+    assert "1 failed, 1 passed" in plugin.stdout, plugin.stdout
+    assert "assert_warn_errors could not run: division by zero" in plugin.stdout
+
+
+def test_an_unknown_mart_is_rejected_by_every_client_and_releases_the_lock(dsn, cli, sql):
+    result = cli("refresh", "--select", "mv_nope", dsn=dsn)
+    assert result.returncode == 2
+    assert "unknown view 'mv_nope'" in result.stderr
+
+    with pytest.raises(psycopg2.errors.InvalidParameterValue) as raised:
+        sql("CALL bioloupe_views.refresh_all(ARRAY['mv_nope'])")
+    assert "unknown mart 'mv_nope': valid names are mv_competitive_landscape" in str(raised.value)
+    # Nothing was left behind: no lock, no run, and the next run goes ahead.
+    assert sql("SELECT count(*) FROM bioloupe_views.refresh_lock_holder()") == [(0,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(0,)]
+    assert cli("refresh", dsn=dsn).returncode == 0
+
+
+def test_the_run_log_is_the_queue_and_every_mart_ends_logged(dsn, cli, sql, tmp_path):
+    out = tmp_path / "run.json"
+    assert cli("refresh", "--threads", "2", "--json", str(out), dsn=dsn).returncode == 0
+    run_id, status = _last_run(sql, "cli")
+    assert status == "success"
+    rows = sql("SELECT mart, status, position, pid IS NOT NULL, rows, started_at <= ended_at"
+               " FROM bioloupe_views.run_log WHERE run_id = %s ORDER BY position", (run_id,))
+    assert [r[2] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0][0] == ROOT_MART  # level 0 first, by name
+    assert all(r[1] == "success" and r[3] and r[4] > 0 and r[5] for r in rows)
+    # Two workers, two sessions: their pids are the ones that claimed the marts.
+    assert 1 <= len({pid for (pid,) in sql(
+        "SELECT pid FROM bioloupe_views.run_log WHERE run_id = %s", (run_id,))}) <= 2
+
+
+def _history(sql) -> list[tuple]:
+    return sql("SELECT l.id, l.run_id::text, l.mart, l.status, l.trigger, l.rows"
+               " FROM bioloupe_views.run_log l ORDER BY l.id")
+
+
+def test_upgrade_from_a_populated_0001_with_history_and_back(sources_dsn, cli):
+    dsn = sources_dsn
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+
+    def sql(statement, params=None):
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+
+    try:
+        # Months of history, as the 0001 engine wrote it: runs from pg_cron and a failed one.
+        migrate.upgrade(dsn, "0001")
+        sql("CALL bioloupe_views.refresh_all()")
+        sql("CALL bioloupe_views.refresh_all(ARRAY['mv_drug_trials'], true, true, 'cli')")
+        sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
+            " VALUES ('v1_canary', 'mv_drug_pipeline', 'singular', 'error', 99, 'SELECT 1 AS x')")
+        sql("CALL bioloupe_views.refresh_all(ARRAY['mv_drug_pipeline'])")
+        sql("DELETE FROM bioloupe_views.check_definition WHERE name = 'v1_canary'")
+        v1_history = _history(sql)
+        assert {r[3] for r in v1_history} == {"success", "check_failed"}
+        v1_runs = sql("SELECT run_id::text, status FROM bioloupe_views.run ORDER BY started_at")
+        assert len(v1_runs) == 3
+
+        migrate.upgrade(dsn)
+        assert _history(sql) == v1_history
+        assert sql("SELECT run_id::text, status FROM bioloupe_views.run"
+                   " ORDER BY started_at") == v1_runs
+        assert sql("SELECT to_regclass('bioloupe_views.check_definition')") == [(None,)]
+        assert sql("SELECT count(*) FROM bioloupe_views.mart_check") == [(40,)]
+        assert cli("refresh", dsn=dsn).returncode == 0
+        assert cli("diff", dsn=dsn).returncode == 0
+        sql("CALL bioloupe_views.refresh_all()")
+        head_history = _history(sql)
+        assert head_history[:len(v1_history)] == v1_history and len(head_history) == len(v1_history) + 10
+
+        migrate.downgrade(dsn, "0001")
+        assert _history(sql) == head_history
+        assert sql("SELECT to_regnamespace('bioloupe_views_checks')") == [(None,)]
+        assert sql("SELECT count(*) FROM bioloupe_views.check_definition") == [(40,)]
+        # The 0001 engine refreshes again, with its checks.
+        sql("CALL bioloupe_views.refresh_all()")
+        last = sql("SELECT status, count(*) FROM bioloupe_views.run_log WHERE run_id ="
+                   " (SELECT run_id FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1)"
+                   " GROUP BY status")
+        assert last == [("success", 5)]
+        checks = sql("SELECT status, count(*) FROM bioloupe_views.run_checks(NULL) GROUP BY 1")
+        assert dict(checks).get("fail") is None and sum(n for _, n in checks) == 40
+
+        # And up again: the history of every engine is kept.
+        migrate.upgrade(dsn)
+        assert len(_history(sql)) == len(head_history) + 5
+        assert cli("refresh", dsn=dsn).returncode == 0
+    finally:
+        conn.close()
