@@ -144,8 +144,9 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.conn = connect(self.dsn, APPLICATION_NAME, autocommit=False)
             while not self.stop.is_set():
+                if self.conn is None or self.conn.closed:
+                    self.conn = connect(self.dsn, APPLICATION_NAME, autocommit=False)
                 mart, state = self._claim()
                 if state == "done":
                     return
@@ -180,11 +181,13 @@ class _Worker(threading.Thread):
             else:
                 self.conn.commit()
         except psycopg2.Error as exc:
-            if not self.conn.closed:
-                self.conn.rollback()
-                _record(self.conn, self.run_id, mart, "error", roles.explain(exc))
+            # The transaction is gone (rolled back by the server if the session died):
+            # record why on a session that works, and go on with the next mart.
+            if self.conn.closed:
+                self.conn = connect(self.dsn, APPLICATION_NAME, autocommit=False)
             else:
-                raise
+                self.conn.rollback()
+            _record(self.conn, self.run_id, mart, "error", roles.explain(exc))
 
 
 def _record(conn, run_id: str, mart: str, status: str, error: str | None,
@@ -255,25 +258,34 @@ def _drive_atomic(dsn: str, run_id: str, marts: list[str], options: Options,
     """All marts in one transaction: all change together or none does."""
     conn = connect(dsn, APPLICATION_NAME, autocommit=False)
     failed: dict | None = None
+    current = None
     try:
-        with conn.cursor() as cur:
-            while True:
-                cur.execute("SELECT mart, state FROM bioloupe_views.claim_next(%s)", (run_id,))
-                mart, state = cur.fetchone()
-                if state != "claimed":
-                    break
-                cur.execute("SELECT bioloupe_views.apply_run_settings(%s)", (run_id,))
-                cur.execute("SELECT bioloupe_views.refresh_mart(%s, %s)", (run_id, mart))
-                result = cur.fetchone()[0]
-                if result["status"] != "success":
-                    failed = result
-                    break
-        if failed is None:
-            conn.commit()
-            return
-        conn.rollback()
+        try:
+            with conn.cursor() as cur:
+                while True:
+                    cur.execute("SELECT mart, state FROM bioloupe_views.claim_next(%s)", (run_id,))
+                    current, state = cur.fetchone()
+                    if state != "claimed":
+                        break
+                    cur.execute("SELECT bioloupe_views.apply_run_settings(%s)", (run_id,))
+                    cur.execute("SELECT bioloupe_views.refresh_mart(%s, %s)", (run_id, current))
+                    result = cur.fetchone()[0]
+                    if result["status"] != "success":
+                        failed = result
+                        break
+            if failed is None:
+                conn.commit()
+                return
+            conn.rollback()
+        except psycopg2.Error as exc:
+            failed = {"mart": current or "(commit)", "status": "error", "error": roles.explain(exc)}
+            if conn.closed:
+                conn = connect(dsn, APPLICATION_NAME, autocommit=False)
+            else:
+                conn.rollback()
         reason = f"rolled back with the --atomic run because {failed['mart']} failed"
-        _record(conn, run_id, failed["mart"], failed["status"], failed["error"], failed)
+        if failed["mart"] in marts:
+            _record(conn, run_id, failed["mart"], failed["status"], failed["error"], failed)
         for mart in marts:
             if mart != failed["mart"]:
                 _record(conn, run_id, mart, "skipped", reason)

@@ -93,7 +93,7 @@ class _Replacer:
         self.mart, self.version = definitions.get(target.mart), target.number
         self.side_by_side, self.own = side_by_side, own
         self.lock_timeout, self.lock_retries = lock_timeout, lock_retries
-        self.result = Replacement(mart.name, None, version,
+        self.result = Replacement(target.mart, None, target.number,
                                   "side_by_side" if side_by_side else "in_place", own)
 
     # -- transactions -------------------------------------------------------------------
@@ -159,16 +159,7 @@ class _Replacer:
                                f"with op.create_materialized_view({mart.name!r}, version=...)")
         self.result.from_version = row[0]
         root_oid = found[0]
-        # The mart's own checks are replaced by the new version's (_register), not rebuilt.
-        cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL")
-        own_checks: set[int] = set()
-        if cur.fetchone()[0]:
-            cur.execute("SELECT to_regclass(format('%%I.%%I', %s::text, relation))::oid"
-                        " FROM bioloupe_views.mart_check WHERE mart = %s",
-                        (definitions.CHECKS_SCHEMA, mart.name))
-            own_checks = {oid for (oid,) in cur.fetchall()}
-        found_deps = [(oid, depth) for oid, depth in deps.find(cur, root_oid)
-                      if oid not in own_checks]
+        found_deps = self._dependents(root_oid)
         self.path = deps.capture_path(cur, [root_oid, *(oid for oid, _ in found_deps)])
         previous = deps.set_search_path(cur, self.path)
         try:
@@ -177,6 +168,19 @@ class _Replacer:
         finally:
             deps.restore_search_path(cur, previous)
         self.result.dependents = [f"{d.schema}.{d.name}" for d in self.dependents]
+
+    def _dependents(self, root_oid: int) -> list[tuple[int, int]]:
+        """The views to rebuild: every view above the mart but the mart's own checks, which
+        are replaced by the new version's (_register)."""
+        cur = self.cur
+        cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL")
+        own_checks: set[int] = set()
+        if cur.fetchone()[0]:
+            cur.execute("SELECT to_regclass(format('%%I.%%I', %s::text, relation))::oid"
+                        " FROM bioloupe_views.mart_check WHERE mart = %s",
+                        (definitions.CHECKS_SCHEMA, self.mart.name))
+            own_checks = {oid for (oid,) in cur.fetchall()}
+        return [(oid, depth) for oid, depth in deps.find(cur, root_oid) if oid not in own_checks]
 
     def _create_root(self, schema: str | None) -> int:
         """The new version, populated, with its indexes, the old one's grants, owner and
@@ -250,7 +254,7 @@ class _Replacer:
 
     def _swap(self) -> None:
         cur = self.cur
-        now = [oid for oid, _ in deps.find(cur, self.root.oid)]
+        now = [oid for oid, _ in self._dependents(self.root.oid)]
         if sorted(now) != sorted(rel.oid for rel in self.dependents):
             raise ReplaceError(f"the views on {self.mart.name} changed during the build: run the "
                                "migration again")

@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 from pytest_postgresql import factories
 
-from bioloupe_views import checks, migrate
+from bioloupe_views import checks, definitions, migrate
 from bioloupe_views.dev import synthetic
 from bioloupe_views.dev.pgserver import ThrowawayServer, free_port, pg_cron_available
 
@@ -128,4 +128,14 @@ def remove_check(dsn: str, name: str) -> None:
     conn = psycopg2.connect(dsn)
     with conn, conn.cursor() as cur:
         checks.remove(cur, name)
+    conn.close()
+
+
+def reinstall_checks(dsn: str, mart: str) -> None:
+    """Put back a mart's checks after a test rebuilt the mart by hand (DROP ... CASCADE takes
+    its check views with it), as the migration that creates a mart installs them."""
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT version FROM bioloupe_views.mart WHERE name = %s", (mart,))
+        checks.install(cur, definitions.get(mart).version(cur.fetchone()[0]))
     conn.close()

@@ -10,7 +10,7 @@ import pytest
 from psycopg2 import sql as pgsql
 
 from bioloupe_views import checks, definitions
-from tests.conftest import run_cli
+from tests.conftest import reinstall_checks, run_cli
 
 SEED_TESTS = [
     "not_null_mv_development_programs_drug_id",
@@ -45,7 +45,7 @@ def test_every_mart_has_not_null_keys_and_its_unique_key_checked():
     compiled = checks.compile_all()
     for mart in definitions.marts().values():
         tests = {(c.test, c.sql) for c in compiled if c.mart == mart.name}
-        for column in mart.unique_key:
+        for column in mart.latest.unique_key:
             assert any(t == "not_null" and f"WHERE {column} IS NULL" in s for t, s in tests), (mart.name, column)
         assert any(t == "unique" for t, _ in tests), mart.name
 
@@ -75,11 +75,11 @@ def test_orphan_drug_after_a_source_delete_without_refresh(dsn, cli, sql, tmp_pa
 
 
 @pytest.fixture
-def crafted_drug_trials(sql):
+def crafted_drug_trials(sql, dsn):
     """Replace mv_drug_trials by a hand-made one with bad rows (as a broken SQL version would):
     3 NULL drug ids, 2 keys duplicated (one twice, one three times), roles 'bogus' x3 and
     'weird' x1, and one NULL role."""
-    sql("DROP MATERIALIZED VIEW public.mv_drug_trials")
+    sql("DROP MATERIALIZED VIEW public.mv_drug_trials CASCADE")  # its check views with it
     sql("""CREATE MATERIALIZED VIEW public.mv_drug_trials AS
         WITH good AS (SELECT 1::bigint AS drug_id, 10::bigint AS clinical_trial_id, 'other'::text AS role)
         SELECT * FROM good
@@ -88,6 +88,7 @@ def crafted_drug_trials(sql):
         UNION ALL SELECT 3, 30, 'other' UNION ALL SELECT 3, 30, 'other' UNION ALL SELECT 3, 30, 'other'
         UNION ALL SELECT 4, 40, 'bogus' UNION ALL SELECT 5, 41, 'bogus' UNION ALL SELECT 6, 42, 'bogus'
         UNION ALL SELECT 7, 43, 'weird' UNION ALL SELECT 8, 44, NULL""")
+    reinstall_checks(dsn, "mv_drug_trials")
 
 
 def test_generic_checks_count_failures_like_dbt(crafted_drug_trials, dsn, cli, tmp_path, sql):

@@ -9,7 +9,7 @@ from bioloupe_views import definitions
 
 
 def _wanted() -> list[tuple[str, tuple[str, ...]]]:
-    return sorted({(i.table, i.columns) for m in definitions.marts().values() for i in m.source_indexes})
+    return sorted({(i.table, i.columns) for m in definitions.marts().values() for i in m.latest.source_indexes})
 
 
 def _on_clause(table: str, columns: tuple[str, ...]) -> str:

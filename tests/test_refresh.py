@@ -23,9 +23,11 @@ def fingerprint(sql, mart):
 
 
 def run_log(sql, run_id=None):
+    """The marts that finished (the run log also queues the ones to come), as they ended."""
     rows = sql("SELECT mart, status, mode, rows, error, trigger, started_at, ended_at,"
                " duration_seconds, run_id::text FROM bioloupe_views.run_log"
-               + (" WHERE run_id = %s" if run_id else "") + " ORDER BY id",
+               " WHERE status NOT IN ('pending', 'running')"
+               + (" AND run_id = %s" if run_id else "") + " ORDER BY ended_at, id",
                (run_id,) if run_id else None)
     return [dict(zip(("mart", "status", "mode", "rows", "error", "trigger", "started_at",
                       "ended_at", "duration", "run_id"), r)) for r in rows]
