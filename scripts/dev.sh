@@ -71,7 +71,7 @@ print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-d
             echo "error: $req holds no */pginstall/bin/postgres under $dir" >&2
             exit 1
         fi
-        major=$("$bindir/postgres" --version | awk '{print $NF}' | cut -d. -f1)
+        major=$("$bindir/postgres" --version | awk '{print $3}' | cut -d. -f1)
         rel="${bindir#"$PG_HOME"/}"
         ln -sfn "${rel%/bin}" "$PG_HOME/.$major.link"
         mv -T "$PG_HOME/.$major.link" "$PG_HOME/$major"
@@ -126,7 +126,7 @@ run_tests() {
             summary+=("PostgreSQL $major: not installed at $bindir")
             continue
         fi
-        version=$("$bindir/postgres" --version | awk '{print $NF}')
+        version=$("$bindir/postgres" --version | awk '{print $3}')
         local args=()
         if [ -f "$bindir/../lib/pg_cron.so" ] || [ -f "$bindir/../lib/postgresql/pg_cron.so" ]; then
             cron="with pg_cron"

@@ -65,11 +65,12 @@ def pg_cron_available(bindir: Path | None = None) -> bool:
 
 
 def server_version(bindir: Path | None = None) -> str:
-    """The version of the server binaries in this bin directory, e.g. "17.10"."""
+    """The version of the server binaries in this bin directory, e.g. "17.10" (from
+    "postgres (PostgreSQL) 17.10", or "... 15.18 (Debian 15.18-0+deb12u1)" for Debian's)."""
     bindir = bindir or find_bindir()
     out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True,
                          check=True).stdout
-    return out.split()[-1]
+    return out.split()[2]
 
 
 def server_major(bindir: Path | None = None) -> int:
