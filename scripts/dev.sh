@@ -93,10 +93,22 @@ pg_bindir() {
     fi
 }
 
+# On TERM or Ctrl-C: pytest stops its server and ends (conftest); killed if it takes over 30 s.
+stop_pytest() {
+    [ -n "$1" ] || return 0
+    kill -TERM "$1" 2>/dev/null || return 0
+    local i
+    for i in $(seq 60); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.5
+    done
+    kill -KILL "$1" 2>/dev/null || true
+}
+
 # "N passed" -> N from pytest's closing line ($2); 0 when absent.
 count() {
     local n
-    n=$(echo "$2" | grep -oE "[0-9]+ $1" | head -n 1 | cut -d' ' -f1)
+    n=$(echo "$2" | grep -oE "[0-9]+ $1" | head -n 1 | cut -d' ' -f1 || true)
     echo "${n:-0}"
 }
 
@@ -117,7 +129,7 @@ run_tests() {
     local summary=() failed_majors=() ran=0 total_passed=0 total_failed=0 total_skipped=0
     logdir=$(mktemp -d "${TMPDIR:-/tmp}/bioloupe-views-test-XXXXXX")
     local pid=""
-    trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait; rm -rf "$logdir"; exit 143' TERM INT
+    trap 'stop_pytest "$pid"; rm -rf "$logdir"; exit 143' TERM INT
     for major in $majors; do
         bindir=$(pg_bindir "$major")
         if [ ! -x "$bindir/pg_ctl" ]; then
@@ -147,7 +159,9 @@ run_tests() {
         pid=""
         wait  # for tee
         seconds=$(( $(date +%s) - start ))
-        line=$(grep -E '^=+ .* in [0-9.]+s' "$logdir/$major.log" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//')
+        # pytest's closing line, "=== 136 passed, 11 deselected in 174.2s (0:02:54) ===" (no = with -q)
+        line=$(grep -E '^=* ?(no tests ran|[0-9]+ [a-z]+).* in [0-9.]+s' "$logdir/$major.log" \
+               | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true)
         total_passed=$(( total_passed + $(count passed "$line") ))
         total_failed=$(( total_failed + $(count failed "$line") + $(count error "$line") ))
         total_skipped=$(( total_skipped + $(count skipped "$line") ))
