@@ -54,8 +54,15 @@ def pytest_collection_modifyitems(config, items):
 def pytest_sessionstart(session):
     _SERVER.start()
     atexit.register(_SERVER.stop)
-    # A killed run (CI timeout, Ctrl-C from a wrapper) must not leave the server behind.
-    signal.signal(signal.SIGTERM, lambda *_: (_SERVER.stop(), sys.exit(143)))
+    # A killed run (CI timeout, a wrapper's Ctrl-C) must not leave the server behind, and must
+    # end: an exception raised here (SystemExit, even KeyboardInterrupt) can land inside a test
+    # that swallows it, and the session then goes on, waiting on a server that is gone.
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(*_):
+    _SERVER.stop()
+    os._exit(143)
 
 
 def pytest_sessionfinish(session, exitstatus):
