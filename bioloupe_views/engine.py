@@ -93,15 +93,15 @@ class Reporter:
 
 _LOG_SQL = """
 SELECT mart, status, mode, rows, coalesce(duration_seconds, 0)::float8, checks, error,
-       sqlstate, started_at::text, ended_at::text
+       sqlstate, error_context, started_at::text, ended_at::text
 FROM bioloupe_views.run_log WHERE run_id = %s ORDER BY position
 """
 
 
-def _result(row, options: Options) -> MartResult:
-    mart, status, mode, rows, seconds, checks, error, sqlstate, started, ended = row
+def _result(row, options: Options, server_version: int | None = None) -> MartResult:
+    mart, status, mode, rows, seconds, checks, error, sqlstate, context, started, ended = row
     if error and sqlstate == roles.INSUFFICIENT_PRIVILEGE:
-        error = roles.explain_message(error, sqlstate)
+        error = roles.explain_message(error, sqlstate, context, server_version)
     return MartResult(mart, status, mode, options.concurrently and mode == "plain", rows,
                       seconds, checks or [], error, started, ended)
 
@@ -209,6 +209,7 @@ class _Progress:
 
     def update(self, cur, run_id: str) -> None:
         cur.execute(_LOG_SQL, (run_id,))
+        version = cur.connection.server_version
         for row in cur.fetchall():
             mart, status = row[0], row[1]
             if status == "pending" or mart in self.finished:
@@ -218,7 +219,7 @@ class _Progress:
                 if status == "running" or status in ("success", "error", "check_failed"):
                     self.reporter.start(self.index[mart], self.total, mart)
             if status in FINAL:
-                self.finished[mart] = _result(row, self.options)
+                self.finished[mart] = _result(row, self.options, version)
                 self.reporter.finish(self.index[mart], self.total, self.finished[mart])
 
 

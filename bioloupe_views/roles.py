@@ -12,6 +12,12 @@ PostgreSQL 15/16 is allowed only to the view's owner or a member of the owning r
 (PostgreSQL 17 adds the MAINTAIN privilege), and the run log needs USAGE on schema
 bioloupe_views and SELECT, INSERT, UPDATE on its tables. `explain()` turns PostgreSQL's
 "permission denied" (SQLSTATE 42501) into one line that names the missing grant.
+
+The same missing right reads differently by version: a non-owner's REFRESH fails with "must be
+owner of materialized view X" on 15/16 but "permission denied for materialized view X" on 17+,
+which is also what a SELECT without the privilege says. So `explain()` looks at the statement
+(the error's CONTEXT, or the cursor's query) and the server version of the error's connection:
+REFRESH on 17+ asks for MAINTAIN, a read asks for SELECT, and when it cannot tell it names both.
 """
 
 from __future__ import annotations
@@ -71,20 +77,27 @@ def grant_all(conn, role: str) -> list[str]:
 # --- permission errors -----------------------------------------------------------------
 
 _ADMIN = "or connect as the role that ran the migrations (see README: Roles and privileges)"
+_REFRESH_15 = ("on PostgreSQL 15 and 16 only the owner of {0} or a member of the owning role may "
+               "REFRESH it: run the refresh as the role that ran the migrations, or GRANT that role "
+               "to this one (PostgreSQL 17+: GRANT MAINTAIN ON {0})")
+_REFRESH_17 = ("REFRESH needs the MAINTAIN privilege on PostgreSQL 17+: GRANT MAINTAIN ON {0} TO "
+               "this role, or GRANT the owning role to it, or run the refresh as the role that ran "
+               "the migrations")
+_OWNER = ("only the owner of {0} (or a member of the owning role) may do this: connect as the "
+          "role that ran the migrations (see README: Roles and privileges)")
+_SELECT = "GRANT SELECT ON {0} TO this role, " + _ADMIN
+_SELECT_OR_MAINTAIN = ("GRANT SELECT ON {0} TO this role to read it; to REFRESH it on PostgreSQL "
+                       "17+, GRANT MAINTAIN ON {0} (or the owning role) to it, " + _ADMIN)
 _HINTS = [
-    (re.compile(r"must be owner of materialized view (\S+)"),
-     "on PostgreSQL 15 and 16 only the owner of {0} or a member of the owning role may REFRESH "
-     "it: run the refresh as the role that ran the migrations, or GRANT that role to this one "
-     "(PostgreSQL 17+: GRANT MAINTAIN ON {0})"),
-    (re.compile(r"must be owner of (?:table|relation) (\S+)"),
-     "only the owner of {0} may do this: " + _ADMIN),
+    (re.compile(r"must be owner of materialized view (\S+)"), None),        # see _matview_hint
+    (re.compile(r"must be owner of (?:table|relation) (\S+)"), _OWNER),
     (re.compile(r"permission denied for schema (bioloupe_views)\b"),
      "GRANT USAGE ON SCHEMA bioloupe_views, and SELECT, INSERT, UPDATE ON ALL TABLES IN "
      "SCHEMA bioloupe_views, to this role, " + _ADMIN),
     (re.compile(r"permission denied for table (run|run_log|mart_check|mart)\b"),
      "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bioloupe_views TO this role, " + _ADMIN),
-    (re.compile(r"permission denied for (?:table|materialized view|view) (\S+)"),
-     "GRANT SELECT ON {0} TO this role, " + _ADMIN),
+    (re.compile(r"permission denied for materialized view (\S+)"), None),   # see _matview_hint
+    (re.compile(r"permission denied for (?:table|view) (\S+)"), _SELECT),
     (re.compile(r"permission denied for schema (\S+)"),
      "GRANT USAGE (and CREATE, for migrations) ON SCHEMA {0} TO this role, " + _ADMIN),
     (re.compile(r"permission denied for database (\S+)"),
@@ -93,21 +106,65 @@ _HINTS = [
 ]
 
 
+def _server_version(exc: BaseException) -> int | None:
+    """server_version_num of the connection the error came from (e.g. 170010), if known."""
+    try:
+        return exc.cursor.connection.server_version or None  # type: ignore[attr-defined]
+    except Exception:
+        return None
+
+
+def _statement(exc: BaseException) -> str | None:
+    """The failing statement as far as the error tells: the CONTEXT's "SQL statement" (a
+    REFRESH run inside a function) and the query the cursor sent; None if neither is known."""
+    parts = []
+    try:
+        parts.append(exc.diag.context or "")  # type: ignore[attr-defined]
+    except Exception:
+        pass
+    try:
+        query = exc.cursor.query  # type: ignore[attr-defined]
+        parts.append(query.decode(errors="replace") if isinstance(query, bytes) else query or "")
+    except Exception:
+        pass
+    text = " ".join(p for p in parts if p)
+    return text or None
+
+
+def _matview_hint(line: str, statement: str | None, version: int | None) -> str:
+    """The hint for a materialized view, whose REFRESH rights changed in PostgreSQL 17."""
+    refreshing = None if statement is None else bool(
+        re.search(r"\bREFRESH\s+MATERIALIZED\s+VIEW\b", statement, re.IGNORECASE))
+    if line.startswith("must be owner"):
+        # 15/16: REFRESH (or DDL); 17+: only DDL, REFRESH says "permission denied" there.
+        if (version and version >= 170000) or refreshing is False:
+            return _OWNER
+        return _REFRESH_15
+    if refreshing:
+        return _REFRESH_17
+    if refreshing is False or (version and version < 170000):
+        return _SELECT
+    return _SELECT_OR_MAINTAIN
+
+
 def explain(exc: BaseException) -> str:
     """One line for a database error: PostgreSQL's own first line, plus the grant to ask for
     when it is a permission error."""
     text = str(exc).strip()
     return explain_message(text.splitlines()[0] if text else type(exc).__name__,
-                           getattr(exc, "pgcode", None))
+                           getattr(exc, "pgcode", None), _statement(exc), _server_version(exc))
 
 
-def explain_message(message: str, sqlstate: str | None) -> str:
-    """The same, for an error the engine recorded as its message and SQLSTATE."""
+def explain_message(message: str, sqlstate: str | None, statement: str | None = None,
+                    server_version: int | None = None) -> str:
+    """The same, for an error the engine recorded: its message, SQLSTATE, and the failing
+    statement (its CONTEXT) and server version where known."""
     line = re.sub(r"^ERROR:\s+", "", message)
     if sqlstate != INSUFFICIENT_PRIVILEGE:
         return line
     for pattern, hint in _HINTS:
         match = pattern.search(line)
         if match:
+            hint = hint or _matview_hint(line, statement, server_version)
             return f"{line}: {hint.format(*match.groups())}"
     return f"{line}: ask for the missing privilege, {_ADMIN}"

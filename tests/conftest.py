@@ -1,9 +1,13 @@
-"""Shared fixtures: one throwaway PostgreSQL 15 server for the session (with pg_cron
-preloaded), and pytest-postgresql template databases cloned per test.
+"""Shared fixtures: one throwaway PostgreSQL server for the session (Debian's 15, or the
+binaries in $BIOLOUPE_PG_BIN; with pg_cron preloaded where it is installed), and
+pytest-postgresql template databases cloned per test.
 
 - `dsn`: a fresh database with synthetic sources, migrated to head and refreshed.
 - `sources_dsn`: a fresh database with synthetic sources only (no migrations).
 - `server`: the ThrowawayServer, for tests that need another database or role.
+
+Tests marked `pg_cron` need pg_cron on the server: they are skipped where it is not installed
+(`scripts/dev.sh test` deselects them there with -m 'not pg_cron').
 
 The data scale is BIOLOUPE_TEST_SCALE (default 0.2, i.e. ~1/300 of production); every edge
 case of the source contract is present at any scale.
@@ -24,7 +28,8 @@ from pytest_postgresql import factories
 
 from bioloupe_views import checks, definitions, migrate
 from bioloupe_views.dev import synthetic
-from bioloupe_views.dev.pgserver import ThrowawayServer, free_port, pg_cron_available
+from bioloupe_views.dev.pgserver import (BIN_VARS, ThrowawayServer, free_port, pg_cron_available,
+                                         server_version)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SCALE = float(os.environ.get("BIOLOUPE_TEST_SCALE", "0.2"))
@@ -32,11 +37,32 @@ PORT = free_port()
 _SERVER = ThrowawayServer(port=PORT, cron=pg_cron_available())
 
 
+def pytest_report_header(config):
+    cron = "with pg_cron" if _SERVER.cron else "no pg_cron"
+    return f"PostgreSQL {server_version(_SERVER.bindir)} ({_SERVER.bindir}, {cron})"
+
+
+def pytest_collection_modifyitems(config, items):
+    if _SERVER.cron:
+        return
+    skip = pytest.mark.skip(reason=f"pg_cron is not installed for the PostgreSQL in {_SERVER.bindir}")
+    for item in items:
+        if item.get_closest_marker("pg_cron"):
+            item.add_marker(skip)
+
+
 def pytest_sessionstart(session):
     _SERVER.start()
     atexit.register(_SERVER.stop)
-    # A killed run (CI timeout, Ctrl-C from a wrapper) must not leave the server behind.
-    signal.signal(signal.SIGTERM, lambda *_: (_SERVER.stop(), sys.exit(143)))
+    # A killed run (CI timeout, a wrapper's Ctrl-C) must not leave the server behind, and must
+    # end: an exception raised here (SystemExit, even KeyboardInterrupt) can land inside a test
+    # that swallows it, and the session then goes on, waiting on a server that is gone.
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(*_):
+    _SERVER.stop()
+    os._exit(143)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -101,7 +127,8 @@ def sql(dsn):
 
 def run_cli(*args, env=None, dsn=None, timeout=600, executable="bioloupe-views"):
     """Run a console script as a user would; returns CompletedProcess (text)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BIOLOUPE_")}
+    # The server binaries stay: a command that starts its own server (demo) uses the same major.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BIOLOUPE_") or k in BIN_VARS}
     if dsn:
         full_env["BIOLOUPE_DATABASE_URL"] = dsn
     full_env.update(env or {})

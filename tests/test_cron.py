@@ -17,12 +17,10 @@ import pytest
 from psycopg2 import sql as pgsql
 
 from bioloupe_views import checks, definitions
+from bioloupe_views.dev.pgserver import ThrowawayServer, pg_cron_available, server_major
 from tests.conftest import add_check
-from bioloupe_views.dev.pgserver import ThrowawayServer, pg_cron_available
 
-needs_pg_cron = pytest.mark.skipif(
-    not pg_cron_available(),
-    reason="pg_cron is not installed for this PostgreSQL (apt-get install postgresql-15-cron)")
+needs_pg_cron = pytest.mark.pg_cron  # skipped (conftest) where pg_cron is not installed
 JOB = "bioloupe-views-refresh"
 GATE = 515_051  # an advisory lock a test holds to pause a check mid-refresh
 
@@ -350,8 +348,8 @@ def test_without_pg_cron_loaded_the_error_says_how_to_enable_it(cli):
             assert "shared_preload_libraries = 'pg_cron'" in message
             assert "cron.database_name = 'postgres'" in message
             assert "CREATE EXTENSION pg_cron; in database postgres" in message
-            if not pg_cron_available():
-                assert "apt-get install postgresql-15-cron" in message
+            if not pg_cron_available(plain.bindir):
+                assert f"apt-get install postgresql-{server_major(plain.bindir)}-cron" in message
 
 
 @needs_pg_cron

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from bioloupe_views import replace, roles
+from bioloupe_views.dev.pgserver import server_major
 
 MARTS = {"mv_development_programs", "mv_drug_trials", "mv_efficacy_evidence",
          "mv_competitive_landscape", "mv_drug_pipeline"}
@@ -112,7 +113,10 @@ def test_reader_gets_select_on_the_marts_and_nothing_else(sources_dsn, admin, cl
             conn.cursor().execute(f"SELECT count(*) FROM public.{mart}")
         assert "permission denied for table drugs" in denied(conn, "SELECT 1 FROM public.drugs")
         assert "schema bioloupe_views" in denied(conn, "SELECT 1 FROM bioloupe_views.run_log")
-        assert "must be owner" in denied(conn, "REFRESH MATERIALIZED VIEW public.mv_drug_trials")
+        # PostgreSQL 17 made REFRESH a privilege (MAINTAIN), so its error changed.
+        refresh_denied = ("must be owner" if server_major(server.bindir) < 17
+                          else "permission denied for materialized view mv_drug_trials")
+        assert refresh_denied in denied(conn, "REFRESH MATERIALIZED VIEW public.mv_drug_trials")
         assert "must be owner" in denied(conn, "DROP MATERIALIZED VIEW public.mv_drug_trials")
     finally:
         conn.close()
@@ -190,12 +194,17 @@ def test_refresh_privileges_owner_member_and_non_owner(sources_dsn, admin, cli, 
     result = cli("refresh", "--select", "mv_drug_trials", dsn=as_role(server, dbname, other))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and PASSWORD not in result.stdout + result.stderr
-    line = next(l for l in result.stdout.splitlines() if "must be owner" in l)
-    assert "must be owner of materialized view mv_drug_trials" in line
-    assert "member of the owning role" in line and "MAINTAIN" in line
+    if server_major(server.bindir) < 17:
+        error = "must be owner of materialized view mv_drug_trials"
+        line = next(l for l in result.stdout.splitlines() if error in l)
+        assert "member of the owning role" in line and "MAINTAIN" in line
+    else:
+        error = "permission denied for materialized view mv_drug_trials"
+        line = next(l for l in result.stdout.splitlines() if error in l)
+        assert "GRANT MAINTAIN ON mv_drug_trials" in line and "GRANT SELECT" not in line
     # The run log keeps PostgreSQL's own message; the hint is the CLI's.
     assert admin("SELECT status, error FROM bioloupe_views.run_log WHERE id > %s", (before,)) == [
-        ("error", "must be owner of materialized view mv_drug_trials")]
+        ("error", error)]
 
     # A member of the owning role may refresh (and write the log through the owner's rights).
     admin(f"GRANT {q[owner]} TO {q[member]}")
@@ -208,6 +217,9 @@ def test_explain_names_the_grant():
         pgcode = roles.INSUFFICIENT_PRIVILEGE
 
     assert "MAINTAIN ON mv_x" in roles.explain(Denied("must be owner of materialized view mv_x"))
+    # PostgreSQL 17+: a REFRESH and a SELECT are denied alike; without the statement, both grants.
+    both = roles.explain(Denied("permission denied for materialized view mv_x"))
+    assert "GRANT SELECT ON mv_x" in both and "GRANT MAINTAIN ON mv_x" in both
     assert "GRANT USAGE ON SCHEMA bioloupe_views" in roles.explain(
         Denied("permission denied for schema bioloupe_views"))
     assert "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bioloupe_views" in roles.explain(
@@ -220,3 +232,33 @@ def test_explain_names_the_grant():
 
     assert roles.explain(Other("canceling statement due to statement timeout\nCONTEXT: x")) == \
         "canceling statement due to statement timeout"
+
+
+def test_explain_reads_the_statement_and_the_server_version():
+    """A materialized view's hint depends on what was denied and on the server's major."""
+    class Denied(Exception):
+        pgcode = roles.INSUFFICIENT_PRIVILEGE
+
+        def __init__(self, message, version, context=None, query=None):
+            super().__init__(message)
+            connection = type("Connection", (), {"server_version": version})()
+            self.cursor = type("Cursor", (), {"connection": connection, "query": query})()
+            self.diag = type("Diag", (), {"context": context})()
+
+    in_function = 'SQL statement "REFRESH MATERIALIZED VIEW public.mv_x"\nPL/pgSQL function f()'
+    refresh_17 = roles.explain(Denied("permission denied for materialized view mv_x", 170010,
+                                      context=in_function, query=b"SELECT f()"))
+    assert "GRANT MAINTAIN ON mv_x" in refresh_17 and "GRANT SELECT" not in refresh_17
+    read_17 = roles.explain(Denied("permission denied for materialized view mv_x", 180006,
+                                   query=b"SELECT count(*) FROM mv_x"))
+    assert "GRANT SELECT ON mv_x" in read_17 and "MAINTAIN" not in read_17
+    refresh_15 = roles.explain(Denied("must be owner of materialized view mv_x", 150018,
+                                      query=b"REFRESH MATERIALIZED VIEW mv_x"))
+    assert "member of the owning role" in refresh_15 and "GRANT MAINTAIN ON mv_x" in refresh_15
+    drop_17 = roles.explain(Denied("must be owner of materialized view mv_x", 170010,
+                                   query=b"DROP MATERIALIZED VIEW mv_x"))
+    assert "only the owner of mv_x" in drop_17 and "REFRESH" not in drop_17
+    # What the engine recorded (message, SQLSTATE, CONTEXT) gives the same hint as the error.
+    logged = roles.explain_message("permission denied for materialized view mv_x",
+                                   roles.INSUFFICIENT_PRIVILEGE, in_function, 170010)
+    assert logged == refresh_17

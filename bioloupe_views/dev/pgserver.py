@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL server for the demo, the tests and the benchmark.
 
-It is started from the binaries on the machine (Debian's /usr/lib/postgresql/15/bin), in a
-fresh data directory, on a free loopback port. PostgreSQL refuses to run as root, so when we
+It is started from the binaries on the machine (Debian's /usr/lib/postgresql/15/bin), or from
+the directory named by $BIOLOUPE_PG_BIN (e.g. one of the PyPI server wheels that
+`scripts/dev.sh setup` installs for PostgreSQL 16, 17 and 18), in a fresh data directory, on a
+free loopback port. PostgreSQL refuses to run as root, so when we
 are root every server command runs as the `postgres` system user, which owns the data
 directory. The superuser `postgres` connects without a password over loopback (the server is
 throwaway and listens on 127.0.0.1 only); every other role must use its password, so wrong
@@ -26,25 +28,53 @@ SERVER_USER = "postgres"
 CRON_DATABASE = "bioloupe_cron"
 
 
+BIN_VARS = ("BIOLOUPE_PG_BIN", "BIOLOUPE_PG_BINDIR")  # the second is the older name
+
+
 def find_bindir() -> Path:
-    """The newest PostgreSQL bin directory on the machine (or $BIOLOUPE_PG_BINDIR)."""
-    explicit = os.environ.get("BIOLOUPE_PG_BINDIR")
-    candidates = [explicit] if explicit else sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-    )
+    """$BIOLOUPE_PG_BIN (or its older name $BIOLOUPE_PG_BINDIR), else the newest Debian
+    PostgreSQL bin directory on the machine."""
+    for var in BIN_VARS:
+        explicit = os.environ.get(var, "").strip()
+        if explicit:
+            if not (Path(explicit) / "pg_ctl").exists():
+                raise ConfigError(f"{var}={explicit} holds no pg_ctl: point it at a PostgreSQL bin "
+                                  "directory (with initdb, pg_ctl and postgres)")
+            return Path(explicit)
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
     for candidate in reversed(candidates):
-        if candidate and (Path(candidate) / "pg_ctl").exists():
+        if (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     raise ConfigError(
         "no PostgreSQL server binaries found: install them with `apt-get install postgresql-15` "
-        "or set BIOLOUPE_PG_BINDIR"
+        "or set BIOLOUPE_PG_BIN to a PostgreSQL bin directory"
     )
 
 
+def _pkglibdirs(bindir: Path) -> list[Path]:
+    """Where this installation keeps its loadable modules: lib/ for Debian and most wheels,
+    lib/postgresql/ for a plain `make install` layout (the pgserver wheel)."""
+    return [bindir.parent / "lib", bindir.parent / "lib" / "postgresql"]
+
+
 def pg_cron_available(bindir: Path | None = None) -> bool:
-    """Whether Debian's postgresql-NN-cron is installed for this server version."""
+    """Whether pg_cron is installed for the server in this bin directory (Debian's
+    postgresql-NN-cron for Debian's servers; none of the PyPI server wheels ships it)."""
     bindir = bindir or find_bindir()
-    return (bindir.parent / "lib" / "pg_cron.so").exists()
+    return any((lib / "pg_cron.so").exists() for lib in _pkglibdirs(bindir))
+
+
+def server_version(bindir: Path | None = None) -> str:
+    """The version of the server binaries in this bin directory, e.g. "17.10" (from
+    "postgres (PostgreSQL) 17.10", or "... 15.18 (Debian 15.18-0+deb12u1)" for Debian's)."""
+    bindir = bindir or find_bindir()
+    out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    return out.split()[2]
+
+
+def server_major(bindir: Path | None = None) -> int:
+    return int(server_version(bindir).split(".")[0])
 
 
 def free_port() -> int:
@@ -57,6 +87,20 @@ def _as_server_user(cmd: list[str]) -> list[str]:
     if os.geteuid() == 0:
         return ["runuser", "-u", SERVER_USER, "--", *cmd]
     return cmd
+
+
+def _unreachable_hint(bindir: Path) -> str:
+    """When root runs the server as `postgres`, that user must be able to read the binaries
+    and traverse every directory above them (a venv under /root is not reachable)."""
+    if os.geteuid() != 0:
+        return ""
+    probe = subprocess.run(["runuser", "-u", SERVER_USER, "--", "test", "-x", str(bindir / "postgres")],
+                           capture_output=True)
+    if probe.returncode == 0:
+        return ""
+    return (f" (the {SERVER_USER} system user cannot execute {bindir / 'postgres'}: every directory "
+            f"above it must be readable and searchable by that user; `scripts/dev.sh setup` installs "
+            f"the server wheels where it can)")
 
 
 def _chown_to_server_user(path: Path) -> None:
@@ -88,7 +132,8 @@ class ThrowawayServer:
             capture_output=True, text=True,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise RuntimeError(f"{args[0]} failed: {result.stderr.strip() or result.stdout.strip()}"
+                               f"{_unreachable_hint(self.bindir)}")
 
     def start(self) -> "ThrowawayServer":
         if self.datadir is None:

@@ -16,6 +16,7 @@ ALTER TABLE bioloupe_views.run_log
     DROP COLUMN position,
     DROP COLUMN pid,
     DROP COLUMN sqlstate,
+    DROP COLUMN error_context,
     DROP CONSTRAINT run_log_status_check,
     ADD CONSTRAINT run_log_status_check
         CHECK (status IN ('success', 'error', 'check_failed', 'skipped')),

@@ -23,6 +23,7 @@ ALTER TABLE bioloupe_views.run_log
     ADD COLUMN position integer,
     ADD COLUMN pid integer,
     ADD COLUMN sqlstate text,
+    ADD COLUMN error_context text,
     DROP CONSTRAINT run_log_status_check,
     ADD CONSTRAINT run_log_status_check CHECK (status IN
         ('pending', 'running', 'success', 'error', 'check_failed', 'skipped', 'cancelled')),

@@ -30,6 +30,7 @@ DECLARE
     v_status text := 'success';
     v_error text;
     v_sqlstate text;
+    v_context text;
     v_result jsonb;
 BEGIN
     SELECT r.options, r.pid INTO v_options, v_run_pid
@@ -75,10 +76,12 @@ BEGIN
         WHEN SQLSTATE 'BV001' THEN
             NULL;
         WHEN query_canceled THEN
+            GET STACKED DIAGNOSTICS v_context = PG_EXCEPTION_CONTEXT;
             v_sqlstate := SQLSTATE;
             v_error := SQLERRM;
             v_status := CASE WHEN SQLERRM LIKE '%user request%' THEN 'cancelled' ELSE 'error' END;
         WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_context = PG_EXCEPTION_CONTEXT;
             v_sqlstate := SQLSTATE;
             v_error := SQLERRM;
             v_status := 'error';
@@ -87,12 +90,12 @@ BEGIN
     SET status = v_status, ended_at = pg_catalog.clock_timestamp(),
         duration_seconds = extract(epoch FROM pg_catalog.clock_timestamp() - started_at),
         mode = v_mode, rows = v_rows,
-        error = v_error, sqlstate = v_sqlstate, checks = v_checks
+        error = v_error, sqlstate = v_sqlstate, error_context = v_context, checks = v_checks
     WHERE id = v_log_id
     RETURNING pg_catalog.jsonb_build_object(
         'mart', mart, 'status', status, 'mode', mode,
         'fallback', v_concurrently AND NOT v_populated, 'rows', rows, 'error', error,
-        'sqlstate', sqlstate, 'started_at', started_at, 'ended_at', ended_at,
+        'sqlstate', sqlstate, 'context', error_context, 'started_at', started_at, 'ended_at', ended_at,
         'seconds', duration_seconds, 'checks', checks)
     INTO v_result;
     RETURN v_result;

@@ -17,6 +17,7 @@ AS $$
         mode = coalesce(p_result->>'mode', mode),
         rows = coalesce((p_result->>'rows')::bigint, rows),
         sqlstate = p_result->>'sqlstate',
+        error_context = p_result->>'context',
         checks = coalesce(p_result->'checks', checks)
     WHERE run_id = p_run AND mart = p_mart AND status IN ('pending', 'running')
 $$;
