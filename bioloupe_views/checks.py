@@ -28,6 +28,7 @@ from psycopg2 import sql
 
 from . import definitions
 from .errors import UserError
+from .definitions import in_project
 
 GENERIC_TESTS = ("not_null", "unique", "accepted_values", "relationships")
 SEVERITIES = ("error", "warn")
@@ -130,32 +131,32 @@ def _require_unique_names(compiled: list[Check]) -> None:
 
 def _registry(cur) -> str | None:
     """Which form of check registry the project schema has: 'views' (v2 on), 'rows' (v1)."""
-    cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL,"
-                " to_regclass('bioloupe_views.check_definition') IS NOT NULL")
+    cur.execute(in_project("SELECT to_regclass('{project_text}.mart_check') IS NOT NULL,"
+                " to_regclass('{project_text}.check_definition') IS NOT NULL"))
     views, rows = cur.fetchone()
     return "views" if views else "rows" if rows else None
 
 
 def remove(cur, name: str) -> None:
     """Remove one check by name (a migration that retires a check of a later version)."""
-    cur.execute("SELECT relation FROM bioloupe_views.mart_check WHERE name = %s", (name,))
+    cur.execute(in_project("SELECT relation FROM {project}.mart_check WHERE name = %s"), (name,))
     for (relation,) in cur.fetchall():
         cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(
             sql.Identifier(definitions.CHECKS_SCHEMA, relation)))
-    cur.execute("DELETE FROM bioloupe_views.mart_check WHERE name = %s", (name,))
+    cur.execute(in_project("DELETE FROM {project}.mart_check WHERE name = %s"), (name,))
 
 
 def uninstall(cur, mart: str) -> None:
     """Remove the checks of `mart`, whatever version they belong to."""
     registry = _registry(cur)
     if registry == "views":
-        cur.execute("SELECT relation FROM bioloupe_views.mart_check WHERE mart = %s", (mart,))
+        cur.execute(in_project("SELECT relation FROM {project}.mart_check WHERE mart = %s"), (mart,))
         for (name,) in cur.fetchall():
             cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(
                 sql.Identifier(definitions.CHECKS_SCHEMA, name)))
-        cur.execute("DELETE FROM bioloupe_views.mart_check WHERE mart = %s", (mart,))
+        cur.execute(in_project("DELETE FROM {project}.mart_check WHERE mart = %s"), (mart,))
     elif registry == "rows":
-        cur.execute("DELETE FROM bioloupe_views.check_definition WHERE mart = %s", (mart,))
+        cur.execute(in_project("DELETE FROM {project}.check_definition WHERE mart = %s"), (mart,))
 
 
 def install(cur, version: definitions.MartVersion) -> list[Check]:
@@ -174,23 +175,24 @@ def add(cur, check: Check, version: int) -> None:
     if registry is None:
         return
     table = "mart_check" if registry == "views" else "check_definition"
-    cur.execute(f"SELECT 1 FROM bioloupe_views.{table} WHERE name = %s", (check.name,))
+    table_ident = sql.Identifier(definitions.PROJECT_SCHEMA, table)
+    cur.execute(sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(table_ident), (check.name,))
     if cur.fetchone():
         raise UserError(f"check names must be unique; give {check.name} of {check.mart} "
                         "another `name`")
-    cur.execute(f"SELECT coalesce(max(position), -1) + 1 FROM bioloupe_views.{table}")
+    cur.execute(sql.SQL("SELECT coalesce(max(position), -1) + 1 FROM {}").format(table_ident))
     position = cur.fetchone()[0]
     if registry == "views":
         _create_view(cur, check)
-        cur.execute("INSERT INTO bioloupe_views.mart_check"
+        cur.execute(in_project("INSERT INTO {project}.mart_check"
                     " (name, mart, version, test, severity, position, relation)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)"),
                     (check.name, check.mart, version, check.test, check.severity, position,
                      relation_name(check.name)))
     else:
-        cur.execute("INSERT INTO bioloupe_views.check_definition"
+        cur.execute(in_project("INSERT INTO {project}.check_definition"
                     " (name, mart, test, severity, position, sql)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    " VALUES (%s, %s, %s, %s, %s, %s)"),
                     (check.name, check.mart, check.test, check.severity, position, check.sql))
 
 
@@ -205,7 +207,7 @@ def _create_view(cur, check: Check) -> None:
 
 def install_all(cur) -> None:
     """(Re)install the checks of every registered mart at its registered version."""
-    cur.execute("SELECT name, version FROM bioloupe_views.mart ORDER BY name")
+    cur.execute(in_project("SELECT name, version FROM {project}.mart ORDER BY name"))
     for name, number in cur.fetchall():
         install(cur, definitions.get(name).version(number))
 
@@ -215,6 +217,6 @@ def run(conn, marts: list[str]) -> list[dict]:
     results = []
     with conn.cursor() as cur:
         for mart in marts:
-            cur.execute("SELECT to_jsonb(r) FROM bioloupe_views.run_checks(%s) r", (mart,))
+            cur.execute(in_project("SELECT to_jsonb(r) FROM {project}.run_checks(%s) r"), (mart,))
             results.extend(row[0] for row in cur.fetchall())
     return results

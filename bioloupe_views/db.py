@@ -7,6 +7,7 @@ import psycopg2.extensions
 
 from .config import describe, mask_text
 from .errors import ConnectError, NotMigratedError
+from .definitions import in_project
 
 APPLICATION_NAME = "bioloupe-views"
 
@@ -48,8 +49,8 @@ def explain_connect_error(message: str, dsn: str) -> str:
 def require_migrated(conn) -> None:
     """Stop early, with the fix, when the project's schema is not in this database."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('bioloupe_views.mart') IS NOT NULL,"
-                    " to_regclass('bioloupe_views.mart_check') IS NOT NULL")
+        cur.execute(in_project("SELECT to_regclass('{project_text}.mart') IS NOT NULL,"
+                    " to_regclass('{project_text}.mart_check') IS NOT NULL"))
         schema, current = cur.fetchone()
     if not schema:
         raise NotMigratedError(

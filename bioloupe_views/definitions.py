@@ -32,6 +32,15 @@ CHECKS_SCHEMA = "bioloupe_views_checks"
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
 
+def in_project(statement: str) -> sql.Composed:
+    """A statement on the project's own objects: `{project}` and `{checks}` stand for their
+    schemas (quoted identifiers), `{project_text}` for the project schema's name inside a
+    string literal such as to_regclass('{project_text}.mart')."""
+    return sql.SQL(statement).format(project=sql.Identifier(PROJECT_SCHEMA),
+                                     checks=sql.Identifier(CHECKS_SCHEMA),
+                                     project_text=sql.SQL(PROJECT_SCHEMA))
+
+
 @dataclass(frozen=True)
 class Index:
     name: str

@@ -27,6 +27,7 @@ from psycopg2.extras import Json
 from . import mart_graph, roles, selection
 from .db import connect, first_line
 from .errors import ConnectionLostError, LockBusyError
+from .definitions import in_project
 
 APPLICATION_NAME = "refresh-views"
 POLL_SECONDS = 0.1
@@ -91,11 +92,11 @@ class Reporter:
     def finish(self, index: int, total: int, result: MartResult) -> None: ...
 
 
-_LOG_SQL = """
+_LOG_SQL = in_project("""
 SELECT mart, status, mode, rows, coalesce(duration_seconds, 0)::float8, checks, error,
        sqlstate, error_context, started_at::text, ended_at::text
-FROM bioloupe_views.run_log WHERE run_id = %s ORDER BY position
-"""
+FROM {project}.run_log WHERE run_id = %s ORDER BY position
+""")
 
 
 def _result(row, options: Options, server_version: int | None = None) -> MartResult:
@@ -111,13 +112,13 @@ def acquire_lock(conn, wait_seconds: float | None) -> None:
     deadline = time.monotonic() + (wait_seconds or 0)
     with conn.cursor() as cur:
         while True:
-            cur.execute("SELECT bioloupe_views.try_refresh_lock()")
+            cur.execute(in_project("SELECT {project}.try_refresh_lock()"))
             if cur.fetchone()[0]:
                 return
             if time.monotonic() >= deadline:
                 break
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
-        cur.execute("SELECT message FROM bioloupe_views.refresh_lock_holder()")
+        cur.execute(in_project("SELECT message FROM {project}.refresh_lock_holder()"))
         holder = cur.fetchone()
     message = holder[0] if holder else "another refresh holds the lock"
     waited = f" (waited {wait_seconds:g}s)" if wait_seconds else ""
@@ -162,7 +163,7 @@ class _Worker(threading.Thread):
 
     def _claim(self) -> tuple[str | None, str]:
         with self.conn.cursor() as cur:
-            cur.execute("SELECT mart, state FROM bioloupe_views.claim_next(%s)", (self.run_id,))
+            cur.execute(in_project("SELECT mart, state FROM {project}.claim_next(%s)"), (self.run_id,))
             row = cur.fetchone()
         self.conn.commit()
         return row
@@ -170,8 +171,8 @@ class _Worker(threading.Thread):
     def _refresh(self, mart: str) -> None:
         try:
             with self.conn.cursor() as cur:
-                cur.execute("SELECT bioloupe_views.apply_run_settings(%s)", (self.run_id,))
-                cur.execute("SELECT bioloupe_views.refresh_mart(%s, %s)", (self.run_id, mart))
+                cur.execute(in_project("SELECT {project}.apply_run_settings(%s)"), (self.run_id,))
+                cur.execute(in_project("SELECT {project}.refresh_mart(%s, %s)"), (self.run_id, mart))
                 status = cur.fetchone()[0]["status"]
             if self.stop.is_set() and status == "success":
                 # Stopped while this mart was being checked: nothing is published after it.
@@ -193,7 +194,7 @@ class _Worker(threading.Thread):
 def _record(conn, run_id: str, mart: str, status: str, error: str | None,
             result: dict | None = None) -> None:
     with conn.cursor() as cur:
-        cur.execute("SELECT bioloupe_views.record_result(%s, %s, %s, %s, %s)",
+        cur.execute(in_project("SELECT {project}.record_result(%s, %s, %s, %s, %s)"),
                     (run_id, mart, status, error, Json(result or {})))
     if not conn.autocommit:
         conn.commit()
@@ -249,7 +250,7 @@ def _drive_parallel(main, dsn: str, run_id: str, marts: list[str], options: Opti
         with main.cursor() as cur:
             for mart in marts:
                 if mart not in progress.finished:
-                    cur.execute("SELECT bioloupe_views.record_result(%s, %s, 'error', %s)",
+                    cur.execute(in_project("SELECT {project}.record_result(%s, %s, 'error', %s)"),
                                 (run_id, mart, f"its worker session failed: {failures[0]}"))
             progress.update(cur, run_id)
 
@@ -264,12 +265,12 @@ def _drive_atomic(dsn: str, run_id: str, marts: list[str], options: Options,
         try:
             with conn.cursor() as cur:
                 while True:
-                    cur.execute("SELECT mart, state FROM bioloupe_views.claim_next(%s)", (run_id,))
+                    cur.execute(in_project("SELECT mart, state FROM {project}.claim_next(%s)"), (run_id,))
                     current, state = cur.fetchone()
                     if state != "claimed":
                         break
-                    cur.execute("SELECT bioloupe_views.apply_run_settings(%s)", (run_id,))
-                    cur.execute("SELECT bioloupe_views.refresh_mart(%s, %s)", (run_id, current))
+                    cur.execute(in_project("SELECT {project}.apply_run_settings(%s)"), (run_id,))
+                    cur.execute(in_project("SELECT {project}.refresh_mart(%s, %s)"), (run_id, current))
                     result = cur.fetchone()[0]
                     if result["status"] != "success":
                         failed = result
@@ -305,7 +306,7 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
         acquire_lock(main, options.wait)
         t0 = time.monotonic()
         with main.cursor() as cur:
-            cur.execute("SELECT bioloupe_views.start_run(%s, %s, %s, %s)",
+            cur.execute(in_project("SELECT {project}.start_run(%s, %s, %s, %s)"),
                         (options.trigger, marts, Json(options.run_options()), options.trigger_ref))
             run_id = str(cur.fetchone()[0])
         progress = _Progress(marts, options, reporter)
@@ -340,7 +341,7 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
 def _close(main, run_id: str, message: str | None) -> str:
     """finish_run() and release the lock; returns the run's status."""
     with main.cursor() as cur:
-        cur.execute("SELECT bioloupe_views.finish_run(%s, %s)", (run_id, message))
+        cur.execute(in_project("SELECT {project}.finish_run(%s, %s)"), (run_id, message))
         status = cur.fetchone()[0]
-        cur.execute("SELECT bioloupe_views.release_refresh_lock()")
+        cur.execute(in_project("SELECT {project}.release_refresh_lock()"))
     return status

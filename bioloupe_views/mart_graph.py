@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .db import require_migrated
+from .definitions import in_project
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,9 @@ class MartGraph:
 def load(conn) -> MartGraph:
     require_migrated(conn)
     with conn.cursor() as cur:
-        cur.execute("SELECT mart, level FROM bioloupe_views.refresh_order ORDER BY level, mart")
+        cur.execute(in_project("SELECT mart, level FROM {project}.refresh_order ORDER BY level, mart"))
         rows = cur.fetchall()
-        cur.execute("SELECT mart, depends_on FROM bioloupe_views.mart_dependency")
+        cur.execute(in_project("SELECT mart, depends_on FROM {project}.mart_dependency"))
         edges = cur.fetchall()
     upstream: dict[str, set[str]] = {mart: set() for mart, _ in rows}
     for mart, dep in edges:

@@ -21,6 +21,7 @@ from psycopg2 import sql
 
 from . import checks, contract, definitions, project_schema, replace, roles
 from .errors import UserError
+from .definitions import in_project
 
 
 def _cursor(operations: Operations):
@@ -96,7 +97,7 @@ class ChangeProjectSchemaOp(MigrateOperation):
 
 def _change_project_schema(operations: Operations, operation: ChangeProjectSchemaOp) -> None:
     with _cursor(operations) as cur:
-        cur.execute("SELECT name FROM bioloupe_views.mart ORDER BY name")
+        cur.execute(in_project("SELECT name FROM {project}.mart ORDER BY name"))
         for (mart,) in cur.fetchall():
             checks.uninstall(cur, mart)
         for statement in project_schema.change_statements(operation.from_version,
@@ -145,7 +146,7 @@ def _create_materialized_view(operations: Operations, operation: CreateMateriali
             cur.execute(sql.SQL("COMMENT ON MATERIALIZED VIEW {} IS {}").format(
                 sql.Identifier(definitions.MART_SCHEMA, version.mart),
                 sql.Literal(version.description)))
-        cur.execute("INSERT INTO bioloupe_views.mart (name, version) VALUES (%s, %s)",
+        cur.execute(in_project("INSERT INTO {project}.mart (name, version) VALUES (%s, %s)"),
                     (version.mart, version.number))
         checks.install(cur, version)
     grant_reader(operations, version.mart)
@@ -178,7 +179,7 @@ def _drop_materialized_view(operations: Operations, operation: DropMaterializedV
         checks.uninstall(cur, mart.name)
         cur.execute(sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(
             sql.Identifier(definitions.MART_SCHEMA, mart.name)))
-        cur.execute("DELETE FROM bioloupe_views.mart WHERE name = %s", (mart.name,))
+        cur.execute(in_project("DELETE FROM {project}.mart WHERE name = %s"), (mart.name,))
 
 
 Operations.implementation_for(DropMaterializedViewOp)(_invoke_with(_drop_materialized_view))

@@ -37,6 +37,7 @@ from psycopg2 import sql
 from . import checks, definitions
 from . import dependents as deps
 from .errors import UserError
+from .definitions import in_project
 
 log = logging.getLogger("bioloupe_views.replace")
 
@@ -152,7 +153,7 @@ class _Replacer:
             raise ReplaceError(
                 f"{definitions.MART_SCHEMA}.{mart.name} is not a materialized view in this database: "
                 f"create it with op.create_materialized_view({mart.name!r}, version=...)")
-        cur.execute("SELECT version FROM bioloupe_views.mart WHERE name = %s", (mart.name,))
+        cur.execute(in_project("SELECT version FROM {project}.mart WHERE name = %s"), (mart.name,))
         row = cur.fetchone()
         if row is None:
             raise ReplaceError(f"{mart.name} is not registered in bioloupe_views.mart: create it "
@@ -173,11 +174,11 @@ class _Replacer:
         """The views to rebuild: every view above the mart but the mart's own checks, which
         are replaced by the new version's (_register)."""
         cur = self.cur
-        cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL")
+        cur.execute(in_project("SELECT to_regclass('{project_text}.mart_check') IS NOT NULL"))
         own_checks: set[int] = set()
         if cur.fetchone()[0]:
-            cur.execute("SELECT to_regclass(format('%%I.%%I', %s::text, relation))::oid"
-                        " FROM bioloupe_views.mart_check WHERE mart = %s",
+            cur.execute(in_project("SELECT to_regclass(format('%%I.%%I', %s::text, relation))::oid"
+                        " FROM {project}.mart_check WHERE mart = %s"),
                         (definitions.CHECKS_SCHEMA, self.mart.name))
             own_checks = {oid for (oid,) in cur.fetchall()}
         return [(oid, depth) for oid, depth in deps.find(cur, root_oid) if oid not in own_checks]
@@ -270,8 +271,8 @@ class _Replacer:
 
     def _register(self) -> None:
         """The new version is the migrated one, its checks with it."""
-        self.cur.execute("UPDATE bioloupe_views.mart SET version = %s, migrated_at = now()"
-                         " WHERE name = %s", (self.version, self.mart.name))
+        self.cur.execute(in_project("UPDATE {project}.mart SET version = %s, migrated_at = now()"
+                         " WHERE name = %s"), (self.version, self.mart.name))
         checks.install(self.cur, self.target)
 
     # -- locking -------------------------------------------------------------------------

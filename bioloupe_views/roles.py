@@ -29,6 +29,7 @@ from psycopg2 import sql
 
 from . import definitions
 from .errors import ConfigError
+from .definitions import in_project
 
 READER_ROLE_VAR = "BIOLOUPE_READER_ROLE"
 X_ARGUMENT = "reader_role"
@@ -64,10 +65,10 @@ def grant_all(conn, role: str) -> list[str]:
     """Grant SELECT on every managed mart (idempotent), so configuring the role on a
     database already at head takes effect on the next `alembic upgrade head`."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('bioloupe_views.managed_mart') IS NOT NULL")
+        cur.execute(in_project("SELECT to_regclass('{project_text}.managed_mart') IS NOT NULL"))
         if not cur.fetchone()[0]:
             return []
-        cur.execute("SELECT name FROM bioloupe_views.managed_mart ORDER BY name")
+        cur.execute(in_project("SELECT name FROM {project}.managed_mart ORDER BY name"))
         marts = [r[0] for r in cur.fetchall()]
         for mart in marts:
             cur.execute(grant_select(mart, role))

@@ -18,8 +18,8 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from .. import mart_graph
-from .. import selection
+from .. import definitions, mart_graph, selection
+from ..definitions import in_project
 from .common import dsn_option, friendly_errors, selection_options
 from ..config import resolve_dsn
 from ..db import connect, first_line, require_migrated
@@ -145,7 +145,8 @@ def check_pg_cron(conn, create: bool) -> dict:
 def job_command(conn, marts: list[str] | None) -> str:
     """The job's one statement; the mart names become a quoted text[] literal."""
     args = sql.SQL("") if marts is None else sql.SQL("{}::text[]").format(sql.Literal(list(marts)))
-    return sql.SQL("CALL bioloupe_views.refresh_all({})").format(args).as_string(conn)
+    return sql.SQL("CALL {}({})").format(
+        sql.Identifier(definitions.PROJECT_SCHEMA, "refresh_all"), args).as_string(conn)
 
 
 def _rows(cur) -> list[dict]:
@@ -229,15 +230,15 @@ def remove_command(dsn):
                else f"No pg_cron job {JOB_NAME!r} here: nothing to remove.")
 
 
-_RUNS_SQL = """
+_RUNS_SQL = in_project("""
 SELECT d.runid, d.status, d.return_message, d.start_time, d.end_time,
        r.run_id, r.status AS refresh_status, r.message,
        (SELECT jsonb_agg(jsonb_build_object('mart', l.mart, 'status', l.status, 'error', l.error)
                          ORDER BY l.id)
-        FROM bioloupe_views.run_log l WHERE l.run_id = r.run_id) AS marts
+        FROM {project}.run_log l WHERE l.run_id = r.run_id) AS marts
 FROM cron.job_run_details d
 LEFT JOIN LATERAL (
-    SELECT * FROM bioloupe_views.run r
+    SELECT * FROM {project}.run r
     WHERE r.trigger = 'pg_cron' AND r.pid = d.job_pid
       AND r.started_at >= d.start_time - interval '1 second'
       AND (d.end_time IS NULL OR r.started_at <= d.end_time)
@@ -246,7 +247,7 @@ LEFT JOIN LATERAL (
 WHERE d.jobid = %s
 ORDER BY d.start_time DESC NULLS LAST, d.runid DESC
 LIMIT %s
-"""
+""")
 
 
 def _summary(run: dict) -> str:

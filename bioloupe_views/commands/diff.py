@@ -27,6 +27,7 @@ from .common import dsn_option, friendly_errors
 from ..config import resolve_dsn
 from ..db import connect, first_line, require_migrated
 from ..errors import UserError
+from ..definitions import in_project
 
 _PROBE = "bioloupe_views_diff_probe"
 
@@ -73,7 +74,7 @@ def compare(conn, names: tuple[str, ...] = ()) -> Report:
     `conn` must not be in autocommit: the probes are rolled back."""
     require_migrated(conn)
     with conn.cursor() as cur:
-        cur.execute("SELECT name, version FROM bioloupe_views.mart ORDER BY name")
+        cur.execute(in_project("SELECT name, version FROM {project}.mart ORDER BY name"))
         registered = dict(cur.fetchall())
     unknown = [n for n in names if n not in registered]
     if unknown:
@@ -160,11 +161,11 @@ def _compare_definition(conn, result: MartDrift, oid: int, expected: str) -> Non
 def _compare_checks(conn, result: MartDrift, target: definitions.MartVersion) -> None:
     """The installed checks against the version's: the same names, severities and queries."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('bioloupe_views.mart_check') IS NOT NULL")
+        cur.execute(in_project("SELECT to_regclass('{project_text}.mart_check') IS NOT NULL"))
         if not cur.fetchone()[0]:
             return  # an older project schema keeps no check views to compare
-        cur.execute("SELECT mc.name, mc.severity, mc.version, to_regclass(format('%%I.%%I', %s::text,"
-                    " mc.relation))::oid FROM bioloupe_views.mart_check mc WHERE mc.mart = %s",
+        cur.execute(in_project("SELECT mc.name, mc.severity, mc.version, to_regclass(format('%%I.%%I', %s::text,"
+                    " mc.relation))::oid FROM {project}.mart_check mc WHERE mc.mart = %s"),
                     (definitions.CHECKS_SCHEMA, target.mart))
         installed = {name: rest for name, *rest in cur.fetchall()}
     declared = {check.name: check for check in checks.compile_version(target)}

@@ -19,6 +19,7 @@ from .. import mart_graph
 from .common import dsn_option, friendly_errors
 from ..config import describe, resolve_dsn
 from ..db import connect
+from ..definitions import in_project
 
 STATUS_QUERY = definitions.SQL_DIR / "_queries" / "mart_status.sql"
 CHECK_STATUSES = ("pass", "warn", "fail", "error")
@@ -38,10 +39,10 @@ def collect(conn) -> dict:
         cur.execute(STATUS_QUERY.read_text())
         columns = [d.name for d in cur.description]
         rows = [dict(zip(columns, r)) for r in cur.fetchall()]
-        cur.execute("SELECT pid, trigger, run_id::text, since FROM bioloupe_views.refresh_lock_holder()")
+        cur.execute(in_project("SELECT pid, trigger, run_id::text, since FROM {project}.refresh_lock_holder()"))
         holder = cur.fetchone()
-        cur.execute("SELECT run_id::text, trigger, status, started_at, ended_at, message"
-                    " FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1")
+        cur.execute(in_project("SELECT run_id::text, trigger, status, started_at, ended_at, message"
+                    " FROM {project}.run ORDER BY started_at DESC LIMIT 1"))
         last_run = cur.fetchone()
         cur.execute("SELECT now()")
         now = cur.fetchone()[0]

@@ -17,6 +17,7 @@ from .. import engine, migrate, report
 from . import synthetic
 from ..db import connect
 from .pgserver import ThrowawayServer, pg_cron_available
+from ..definitions import in_project
 
 DEFAULT_KEEP_DIR = "/tmp/bioloupe-views-demo"
 DBNAME = "bioloupe"
@@ -73,7 +74,7 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
 
 def _summary(conn) -> None:
     with conn.cursor() as cur:
-        cur.execute("SELECT mart FROM bioloupe_views.refresh_order ORDER BY level, mart")
+        cur.execute(in_project("SELECT mart FROM {project}.refresh_order ORDER BY level, mart"))
         for (mart,) in cur.fetchall():
             cur.execute("SELECT count(*), pg_size_pretty(pg_total_relation_size(%s::regclass))"
                         " FROM public." + _ident(cur, mart), (f"public.{mart}",))
