@@ -145,8 +145,8 @@ def check_pg_cron(conn, create: bool) -> dict:
 def job_command(conn, marts: list[str] | None) -> str:
     """The job's one statement; the mart names become a quoted text[] literal."""
     args = sql.SQL("") if marts is None else sql.SQL("{}::text[]").format(sql.Literal(list(marts)))
-    return sql.SQL("CALL {}({})").format(
-        sql.Identifier(definitions.PROJECT_SCHEMA, "refresh_all"), args).as_string(conn)
+    return sql.SQL("CALL {}.refresh_all({})").format(
+        sql.SQL(definitions.PROJECT_SCHEMA), args).as_string(conn)  # as a DBA would type it
 
 
 def _rows(cur) -> list[dict]:
