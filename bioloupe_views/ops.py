@@ -15,11 +15,12 @@ Importing this module registers the operations on Alembic's `op` (migrations/env
 
 from __future__ import annotations
 
+import psycopg2.errors
 from alembic.operations import MigrateOperation, Operations
 from alembic.util import CommandError
 from psycopg2 import sql
 
-from . import checks, contract, definitions, project_schema, replace, roles
+from . import checks, contract, cron_job, definitions, project_schema, replace, roles
 from .errors import UserError
 from .definitions import in_project
 
@@ -104,6 +105,7 @@ def _change_project_schema(operations: Operations, operation: ChangeProjectSchem
                                                           operation.to_version):
             cur.execute(statement)
         checks.install_all(cur)
+        roles.regrant_refreshers(cur)
 
 
 Operations.implementation_for(ChangeProjectSchemaOp)(_invoke_with(_change_project_schema))
@@ -111,15 +113,29 @@ Operations.implementation_for(ChangeProjectSchemaOp)(_invoke_with(_change_projec
 
 @Operations.register_operation("drop_project_schema")
 class DropProjectSchemaOp(MigrateOperation):
+    """Remove the bioloupe_views schema (at version 1) and the pg_cron job that calls it.
+    Object by object, never CASCADE: an object of someone else's built on the run log or
+    in the schema stops the downgrade, named, with nothing changed."""
+
     @classmethod
     def drop_project_schema(cls, operations: Operations) -> None:
         return operations.invoke(cls())
 
 
-@Operations.implementation_for(DropProjectSchemaOp)
 def _drop_project_schema(operations: Operations, operation: DropProjectSchemaOp) -> None:
-    _execute(operations, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-        sql.Identifier(definitions.PROJECT_SCHEMA)))
+    with _cursor(operations) as cur:
+        cron_job.unschedule_all(cur)
+        try:
+            for statement in project_schema.drop_statements():
+                cur.execute(statement)
+        except psycopg2.errors.DependentObjectsStillExist as exc:
+            detail = (exc.diag.message_detail or "").replace("\n", "; ")
+            raise UserError(f"cannot remove schema {definitions.PROJECT_SCHEMA}: objects that "
+                            f"this project did not create depend on it ({detail}); drop or move "
+                            "them first, then downgrade again") from None
+
+
+Operations.implementation_for(DropProjectSchemaOp)(_invoke_with(_drop_project_schema))
 
 
 @Operations.register_operation("create_materialized_view")

@@ -6,6 +6,8 @@
     sql/project/vN/downgrade.sql       ... and back
     sql/project/vN/routines/*.sql      the routines that are new or changed in N
     sql/project/vN/removed.txt         routines that N no longer has, one name a line
+    sql/project/vN/privileges.sql      who may run N's routines (the latest one <= N applies)
+    sql/project/v1/drop.sql            the tables, for `alembic downgrade base`
 
 A routine file is named NNN_<name>.sql; NNN orders creation (a view before the views and
 SQL functions that read it) and stays the same across versions. The routines of version N
@@ -75,6 +77,14 @@ def routines(version: int) -> list[Routine]:
     return sorted(found.values(), key=lambda r: (r.order, r.name))
 
 
+def _privileges(version: int) -> list[str]:
+    for number in range(version, 0, -1):
+        path = _version_dir(number) / "privileges.sql"
+        if path.exists():
+            return [path.read_text()]
+    return []
+
+
 def create_statements(version: int) -> list[str]:
     """Everything that creates project schema `version` from nothing (first migration)."""
     if version != 1:
@@ -91,4 +101,12 @@ def change_statements(from_version: int, to_version: int) -> list[sql.Composable
     step = (_version_dir(to_version) / "upgrade.sql" if to_version > from_version
             else _version_dir(from_version) / "downgrade.sql")
     drops = [r.drop_statement() for r in reversed(routines(from_version))]
-    return [*drops, step.read_text(), *(r.path.read_text() for r in routines(to_version))]
+    return [*drops, step.read_text(), *(r.path.read_text() for r in routines(to_version)),
+            *_privileges(to_version)]
+
+
+def drop_statements() -> list[sql.Composable | str]:
+    """Everything that removes project schema v1 (the first migration's downgrade), object
+    by object and never with CASCADE."""
+    return [*(r.drop_statement() for r in reversed(routines(1))),
+            (_version_dir(1) / "drop.sql").read_text()]

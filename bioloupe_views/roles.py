@@ -33,26 +33,72 @@ from .definitions import in_project
 
 READER_ROLE_VAR = "BIOLOUPE_READER_ROLE"
 X_ARGUMENT = "reader_role"
+REFRESHER_ROLE_VAR = "BIOLOUPE_REFRESHER_ROLE"
+REFRESHER_X_ARGUMENT = "refresher_role"
 CONTEXT_OPTION = "bioloupe_reader_role"   # key in Alembic's MigrationContext.opts
 INSUFFICIENT_PRIVILEGE = "42501"
 
 
-def configured(x_arguments: dict, environ: dict | None = None) -> str | None:
-    """The reader role asked for: `-x reader_role=...`, else BIOLOUPE_READER_ROLE, else None."""
+def configured(x_arguments: dict, environ: dict | None = None,
+               x_argument: str = X_ARGUMENT, variable: str = READER_ROLE_VAR) -> str | None:
+    """The role asked for: `-x reader_role=...`, else BIOLOUPE_READER_ROLE, else None (or
+    the refresher's `-x refresher_role` / BIOLOUPE_REFRESHER_ROLE)."""
     env = os.environ if environ is None else environ
-    role = (x_arguments.get(X_ARGUMENT) or env.get(READER_ROLE_VAR) or "").strip()
+    role = (x_arguments.get(x_argument) or env.get(variable) or "").strip()
     return role or None
 
 
-def validate(conn, role: str) -> None:
+def configured_refresher(x_arguments: dict, environ: dict | None = None) -> str | None:
+    return configured(x_arguments, environ, REFRESHER_X_ARGUMENT, REFRESHER_ROLE_VAR)
+
+
+def validate(conn, role: str, x_argument: str = X_ARGUMENT,
+             variable: str = READER_ROLE_VAR) -> None:
     """Stop before migrating if the role does not exist, saying how to create it."""
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
         if cur.fetchone():
             return
+    kind = x_argument.split("_")[0]
     create = sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)).as_string(conn)
-    raise ConfigError(f"the reader role {role!r} does not exist: create it first ({create};) "
-                      f"or fix -x {X_ARGUMENT} / {READER_ROLE_VAR}")
+    raise ConfigError(f"the {kind} role {role!r} does not exist: create it first ({create};) "
+                      f"or fix -x {x_argument} / {variable}")
+
+
+def grant_refresher(cur, role: str) -> None:
+    """What the refresher role may do, and no more: run the engine's routines (which refresh
+    through the owner's refresh_view()), read the registry, the marts and the check views,
+    and write the run log. It owns nothing, so it cannot change a mart, a check or a
+    routine. Recorded, so later migrations that recreate routines grant them again."""
+    ident = sql.Identifier(role)
+    project, checks_schema = (sql.Identifier(definitions.PROJECT_SCHEMA),
+                              sql.Identifier(definitions.CHECKS_SCHEMA))
+    for statement in (
+            "GRANT USAGE ON SCHEMA {project}, {checks} TO {role}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA {project} TO {role}",
+            "GRANT INSERT, UPDATE ON {project}.run, {project}.run_log TO {role}",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {project} TO {role}",
+            "GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {project} TO {role}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA {checks} TO {role}"):
+        cur.execute(sql.SQL(statement).format(project=project, checks=checks_schema, role=ident))
+    cur.execute(in_project("SELECT name FROM {project}.managed_mart"))
+    for (mart,) in cur.fetchall():
+        cur.execute(grant_select(mart, role))
+    cur.execute(in_project("INSERT INTO {project}.refresher_role (role) VALUES (%s)"
+                           " ON CONFLICT DO NOTHING"), (role,))
+
+
+def regrant_refreshers(cur) -> list[str]:
+    """Grant the recorded refresher roles their rights on what exists now."""
+    cur.execute(in_project("SELECT to_regclass('{project_text}.refresher_role') IS NOT NULL"))
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute(in_project("SELECT r.role FROM {project}.refresher_role r"
+                           " JOIN pg_roles p ON p.rolname = r.role ORDER BY 1"))
+    found = [role for (role,) in cur.fetchall()]
+    for role in found:
+        grant_refresher(cur, role)
+    return found
 
 
 def grant_select(mart: str, role: str) -> sql.Composed:
@@ -89,14 +135,17 @@ _OWNER = ("only the owner of {0} (or a member of the owning role) may do this: c
 _SELECT = "GRANT SELECT ON {0} TO this role, " + _ADMIN
 _SELECT_OR_MAINTAIN = ("GRANT SELECT ON {0} TO this role to read it; to REFRESH it on PostgreSQL "
                        "17+, GRANT MAINTAIN ON {0} (or the owning role) to it, " + _ADMIN)
+_REFRESHER = ("only the owner of the bioloupe_views schema and the refresher role may use {0}: "
+              "as the owner, run `alembic -x refresher_role=<this role> upgrade head` to make "
+              "this role the refresher (README: Security), " + _ADMIN)
 _HINTS = [
     (re.compile(r"must be owner of materialized view (\S+)"), None),        # see _matview_hint
     (re.compile(r"must be owner of (?:table|relation) (\S+)"), _OWNER),
-    (re.compile(r"permission denied for schema (bioloupe_views)\b"),
-     "GRANT USAGE ON SCHEMA bioloupe_views, and SELECT, INSERT, UPDATE ON ALL TABLES IN "
-     "SCHEMA bioloupe_views, to this role, " + _ADMIN),
-    (re.compile(r"permission denied for table (run|run_log|mart_check|mart)\b"),
-     "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bioloupe_views TO this role, " + _ADMIN),
+    (re.compile(r"permission denied for (?:function|procedure) (\S+)"), _REFRESHER),
+    (re.compile(r"permission denied for schema (bioloupe_views(?:_checks)?)\b"), _REFRESHER),
+    (re.compile(r"permission denied for (?:table|view) (run|run_log|mart_check|mart|"
+                r"refresher_role|refresh_order|mart_dependency|managed_mart|mart_reads)\b"),
+     _REFRESHER),
     (re.compile(r"permission denied for materialized view (\S+)"), None),   # see _matview_hint
     (re.compile(r"permission denied for (?:table|view) (\S+)"), _SELECT),
     (re.compile(r"permission denied for schema (\S+)"),

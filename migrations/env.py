@@ -6,7 +6,10 @@ operation that creates or replaces it, never re-read from the working tree here.
 A reader role (`-x reader_role=NAME` or BIOLOUPE_READER_ROLE) is validated before anything
 runs, passed to the operations through the context options (ops.grant_reader), and granted
 SELECT on every mart at the end of each run, so setting it on a database already at head
-takes effect too. A permission error becomes one line naming the missing grant."""
+takes effect too. A refresher role (`-x refresher_role=NAME` or BIOLOUPE_REFRESHER_ROLE) is
+validated the same way and given the refresher's rights at the end (roles.grant_refresher);
+every run grants the recorded refresher roles their rights on the routines and check views
+it created. A permission error becomes one line naming the missing grant."""
 
 import psycopg2
 import psycopg2.errors
@@ -17,16 +20,20 @@ from sqlalchemy import create_engine, pool
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
 from bioloupe_views import db, roles
 from bioloupe_views.config import resolve_dsn
+from bioloupe_views.definitions import in_project
 from bioloupe_views.errors import UserError
 
 
-def _connect_engine(reader_role):
+def _connect_engine(reader_role, refresher_role):
     try:
         dsn = resolve_dsn(context.get_x_argument(as_dictionary=True).get("dsn"))
         probe = db.connect(dsn)  # fail fast with the friendly message
         try:
             if reader_role:
                 roles.validate(probe, reader_role)
+            if refresher_role:
+                roles.validate(probe, refresher_role, roles.REFRESHER_X_ARGUMENT,
+                               roles.REFRESHER_ROLE_VAR)
         finally:
             probe.close()
     except UserError as exc:
@@ -36,16 +43,28 @@ def _connect_engine(reader_role):
 
 
 def run_migrations_online() -> None:
-    reader_role = roles.configured(context.get_x_argument(as_dictionary=True))
-    with _connect_engine(reader_role).connect() as connection:
+    x_arguments = context.get_x_argument(as_dictionary=True)
+    reader_role = roles.configured(x_arguments)
+    refresher_role = roles.configured_refresher(x_arguments)
+    with _connect_engine(reader_role, refresher_role).connect() as connection:
         context.configure(connection=connection, transactional_ddl=True,
                           version_table="bioloupe_views_alembic_version",
                           version_table_schema="public",
                           **{roles.CONTEXT_OPTION: reader_role})
         with context.begin_transaction():
             context.run_migrations()
+            raw = connection.connection.dbapi_connection
             if reader_role:
-                roles.grant_all(connection.connection.dbapi_connection, reader_role)
+                roles.grant_all(raw, reader_role)
+            with raw.cursor() as cur:
+                if refresher_role:
+                    cur.execute(in_project(
+                        "SELECT to_regclass('{project_text}.refresher_role') IS NOT NULL"))
+                    if not cur.fetchone()[0]:
+                        raise CommandError("a refresher role needs the bioloupe_views schema at "
+                                           "revision 0002 or later: run `alembic upgrade head`")
+                    roles.grant_refresher(cur, refresher_role)
+                roles.regrant_refreshers(cur)  # check views and routines created by this run
 
 
 def _permission_denied(exc: BaseException):

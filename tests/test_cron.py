@@ -385,3 +385,18 @@ def test_pg_cron_fires_the_job_on_its_own(cron_dsn, cli):
                    and r["status"] == "succeeded" for r in shown)
     finally:
         cli("cron", "remove", dsn=cron_dsn)
+
+
+@needs_pg_cron
+def test_downgrade_to_base_removes_the_job_it_installed(cron_dsn, cli):
+    """No job is left calling a procedure that no longer exists. Put back afterwards."""
+    try:
+        assert cli("cron", "install", "--schedule", "@monthly", dsn=cron_dsn).returncode == 0
+        assert _job(cron_dsn)
+        down = cli("-x", f"dsn={cron_dsn}", "downgrade", "base", executable="alembic")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert _job(cron_dsn) == []
+        assert _query(cron_dsn, "SELECT to_regnamespace('bioloupe_views')") == [(None,)]
+    finally:
+        up = cli("-x", f"dsn={cron_dsn}", "upgrade", "head", executable="alembic")
+        assert up.returncode == 0, up.stdout + up.stderr

@@ -19,13 +19,13 @@ import psycopg2.errors
 from psycopg2 import sql
 
 from .. import definitions, mart_graph, selection
+from ..cron_job import JOB_NAME
 from ..definitions import in_project
 from .common import dsn_option, friendly_errors, selection_options
 from ..config import resolve_dsn
 from ..db import connect, first_line, require_migrated
 from ..errors import UserError
 
-JOB_NAME = "bioloupe-views-refresh"
 _MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually",
            "@reboot", "@restart")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

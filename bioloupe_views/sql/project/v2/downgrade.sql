@@ -33,6 +33,7 @@ ALTER TABLE bioloupe_views.run
     ADD CONSTRAINT run_status_check CHECK (status IN ('running', 'success', 'error', 'skipped'));
 
 DROP TABLE bioloupe_views.mart_check;
+DROP TABLE bioloupe_views.refresher_role;
 DROP SCHEMA bioloupe_views_checks;
 CREATE TABLE bioloupe_views.check_definition (
     name     text PRIMARY KEY,

@@ -48,3 +48,9 @@ CREATE TABLE bioloupe_views.mart_check (
     relation name NOT NULL UNIQUE  -- the check's view in bioloupe_views_checks
 );
 DROP TABLE bioloupe_views.check_definition;
+
+-- The roles the migrations granted the refresher's rights to, so that a later migration
+-- that recreates the routines grants them again.
+CREATE TABLE bioloupe_views.refresher_role (
+    role name PRIMARY KEY
+);

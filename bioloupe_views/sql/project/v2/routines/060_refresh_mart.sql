@@ -45,14 +45,8 @@ BEGIN
     v_concurrently := coalesce((v_options->>'concurrently')::boolean, true);
     BEGIN
         SELECT mm.populated INTO v_populated FROM bioloupe_views.managed_mart mm WHERE mm.name = p_mart;
-        IF v_concurrently AND v_populated THEN
-            EXECUTE format('REFRESH MATERIALIZED VIEW CONCURRENTLY public.%I', p_mart);
-            v_mode := 'concurrent';
-        ELSE
-            EXECUTE format('REFRESH MATERIALIZED VIEW public.%I', p_mart);
-            v_mode := 'plain';
-        END IF;
-        EXECUTE format('ANALYZE public.%I', p_mart);
+        v_mode := CASE WHEN v_concurrently AND v_populated THEN 'concurrent' ELSE 'plain' END;
+        PERFORM bioloupe_views.refresh_view(p_mart, v_mode = 'concurrent');
         EXECUTE format('SELECT pg_catalog.count(*) FROM public.%I', p_mart) INTO v_rows;
         IF coalesce((v_options->>'checks')::boolean, true) THEN
             SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c)), '[]') INTO v_checks
