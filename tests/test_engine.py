@@ -7,6 +7,7 @@ and back, keeping its history, and each engine refreshes."""
 from __future__ import annotations
 
 import subprocess
+import threading
 
 import psycopg2
 import pytest
@@ -158,3 +159,33 @@ def test_upgrade_from_a_populated_0001_with_history_and_back(sources_dsn, cli):
         assert cli("refresh", dsn=dsn).returncode == 0
     finally:
         conn.close()
+
+
+def test_a_statement_timeout_on_the_pg_cron_call_never_leaks_the_lock(dsn, cli, sql):
+    """`SET statement_timeout = '1s'; CALL refresh_all()` in a session that stays open (psql)
+    while one mart waits for a source lock: that mart is logged as timed out, the others
+    refresh, the run is closed, and the session does not keep the refresh lock."""
+    blocker = psycopg2.connect(dsn)
+    blocker.cursor().execute("LOCK TABLE public.trial_arm_results IN ACCESS EXCLUSIVE MODE")
+    release = threading.Timer(4, blocker.rollback)
+    release.start()
+    session = psycopg2.connect(dsn)
+    session.autocommit = True
+    try:
+        with session.cursor() as cur:
+            cur.execute("SET statement_timeout = '1s'")
+            cur.execute("CALL bioloupe_views.refresh_all()")
+        run_id, status = _last_run(sql, "pg_cron")
+        outcome = _outcome(sql, run_id)
+        assert status == "error"
+        assert outcome["mv_efficacy_evidence"] == (
+            "error", "canceling statement due to statement timeout")
+        assert {m for m, (s, _) in outcome.items() if s == "success"} == (
+            DEPENDENTS | {ROOT_MART, "mv_drug_trials"})
+        # The session is still open and holds nothing: the next run goes ahead at once.
+        assert sql("SELECT count(*) FROM bioloupe_views.refresh_lock_holder()") == [(0,)]
+        assert cli("refresh", dsn=dsn).returncode == 0
+    finally:
+        release.join()
+        session.close()
+        blocker.close()
