@@ -55,6 +55,17 @@ def test_the_refresher_refreshes_but_cannot_change_what_any_check_runs(
             conn, "ALTER MATERIALIZED VIEW public.mv_drug_trials RENAME TO x")
     finally:
         conn.close()
+    # A lock holder the refresher may not see the details of (a superuser's session, no
+    # running run): still one line naming it, never a traceback.
+    holder = psycopg2.connect(sources_dsn)
+    try:
+        holder.cursor().execute("SELECT pg_advisory_lock(1651470447, 1)")
+        busy = cli("refresh", dsn=dsn)
+        assert busy.returncode == 1 and "Traceback" not in busy.stderr
+        assert busy.stderr.count("\n") == 1
+        assert f"another refresh holds the lock: pid {holder.get_backend_pid()}" in busy.stderr
+    finally:
+        holder.close()
     # The superuser's next runs execute the owner's checks, as they were migrated.
     admin("CALL bioloupe_views.refresh_all()")
     assert cli("diff", dsn=sources_dsn).returncode == 0
