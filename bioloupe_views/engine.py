@@ -45,12 +45,14 @@ class Options:
     wait: float | None = None
     trigger: str = "cli"
     trigger_ref: str | None = None
+    retention: str = "90 days"     # how long the run log keeps a run
 
     def run_options(self) -> dict:
         """What the database keeps with the run and applies to each mart."""
         return {"concurrently": self.concurrently, "checks": self.checks,
                 "threads": 1 if self.atomic else self.threads, "atomic": self.atomic,
-                "lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout}
+                "lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout,
+                "retention": self.retention}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 
 import psycopg2
 import pytest
@@ -189,3 +190,24 @@ def test_a_statement_timeout_on_the_pg_cron_call_never_leaks_the_lock(dsn, cli, 
         release.join()
         session.close()
         blocker.close()
+
+
+def test_the_run_log_keeps_its_retention_and_prunes_itself(dsn, cli, sql):
+    assert cli("refresh", dsn=dsn).returncode == 0
+    # A run from 100 days ago, with its marts' rows.
+    sql("UPDATE bioloupe_views.run SET started_at = now() - interval '100 days'")
+    old = sql("SELECT run_id FROM bioloupe_views.run")[0][0]
+    assert cli("refresh", dsn=dsn).returncode == 0          # default retention: 90 days
+    assert sql("SELECT count(*) FROM bioloupe_views.run WHERE run_id = %s", (old,)) == [(0,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.run_log WHERE run_id = %s", (old,)) == [(0,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(1,)]
+    # A shorter setting, from the CLI and from pg_cron's procedure.
+    time.sleep(1.1)
+    assert cli("refresh", "--log-retention", "1s", dsn=dsn).returncode == 0
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(1,)]
+    time.sleep(1.1)
+    sql("CALL bioloupe_views.refresh_all(p_retention => '1 second')")
+    assert sql("SELECT trigger, count(*) FROM bioloupe_views.run GROUP BY 1") == [("pg_cron", 1)]
+    assert sql("SELECT count(*) FROM bioloupe_views.run_log") == [(5,)]
+    bad = cli("refresh", "--log-retention", "forever", dsn=dsn)
+    assert bad.returncode == 2 and "is not a duration" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -32,19 +33,34 @@ def refresh_options(func):
                      help="PostgreSQL statement_timeout for each refresh, e.g. 10min."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
                      default=None, help="Write the run results as JSON to this file."),
+        click.option("--log-retention", callback=duration, default="90d", show_default=True,
+                     metavar="DURATION", envvar="BIOLOUPE_LOG_RETENTION",
+                     help="Runs older than this are deleted from the run log by each run "
+                          "(also BIOLOUPE_LOG_RETENTION)."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
+_UNITS = {"us": "microseconds", "ms": "milliseconds", "s": "seconds", "min": "minutes",
+          "h": "hours", "d": "days"}
+
+
+def _interval(value: str) -> str:
+    """A duration as PostgreSQL's interval input (90d -> '90 days')."""
+    match = re.match(r"^(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?$", value.strip())
+    return f"{match.group(1)} {_UNITS[match.group(2) or 'ms']}"
+
+
 @friendly_errors
 def refresh(dsn, select, exclude, threads, concurrently, run_checks, atomic, wait,
-            lock_timeout, statement_timeout, json_path):
+            lock_timeout, statement_timeout, json_path, log_retention):
     dsn = resolve_dsn(dsn)
     options = engine.Options(concurrently=concurrently, checks=run_checks, threads=threads,
                              atomic=atomic, lock_timeout=lock_timeout,
-                             statement_timeout=statement_timeout, wait=wait)
+                             statement_timeout=statement_timeout, wait=wait,
+                             retention=_interval(log_retention))
     target = describe(dsn)
     outcome = engine.run(dsn, select, exclude, options, report.ConsoleReporter(target))
     report.summarize(outcome)

@@ -24,6 +24,7 @@ ALTER TABLE bioloupe_views.run_log
     ADD CONSTRAINT run_log_trigger_check CHECK (trigger IN ('cli', 'pg_cron'));
 
 DROP INDEX bioloupe_views.run_running_idx;
+DROP INDEX bioloupe_views.run_started_idx;
 ALTER TABLE bioloupe_views.run
     DROP COLUMN options,
     DROP COLUMN trigger_ref,

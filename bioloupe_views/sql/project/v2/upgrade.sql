@@ -18,6 +18,8 @@ COMMENT ON COLUMN bioloupe_views.run.trigger_ref IS 'the client''s own id for th
 
 -- The lock holder's run is found by its pid among running runs, without scanning history.
 CREATE INDEX run_running_idx ON bioloupe_views.run (pid) WHERE status = 'running';
+-- Retention prunes by age.
+CREATE INDEX run_started_idx ON bioloupe_views.run (started_at);
 
 ALTER TABLE bioloupe_views.run_log
     ADD COLUMN position integer,

@@ -3,6 +3,9 @@
 -- No other run can be alive while we hold the lock, so one still marked 'running' lost its
 -- session before it could finish: it and its unfinished marts are closed first. Each
 -- selected mart gets a 'pending' row in the run log, in refresh order: the run's queue.
+-- The run log keeps what is younger than the run's `retention` option (default 90 days):
+-- older runs and their marts' rows are deleted here, so the log stays bounded with no job
+-- of its own.
 CREATE FUNCTION bioloupe_views.start_run(
     p_trigger text, p_marts text[] DEFAULT NULL, p_options jsonb DEFAULT '{}',
     p_trigger_ref text DEFAULT NULL)
@@ -35,6 +38,13 @@ BEGIN
     SET status = 'error', ended_at = pg_catalog.clock_timestamp(),
         message = 'abandoned: its session ended before the run finished'
     WHERE status = 'running';
+    DELETE FROM bioloupe_views.run_log l
+    USING bioloupe_views.run r
+    WHERE l.run_id = r.run_id
+      AND r.started_at < pg_catalog.now()
+                         - coalesce(p_options->>'retention', '90 days')::interval;
+    DELETE FROM bioloupe_views.run r
+    WHERE r.started_at < pg_catalog.now() - coalesce(p_options->>'retention', '90 days')::interval;
     INSERT INTO bioloupe_views.run (run_id, trigger, status, options, trigger_ref)
     VALUES (v_run, p_trigger, 'running', coalesce(p_options, '{}'), p_trigger_ref);
     INSERT INTO bioloupe_views.run_log (run_id, mart, status, trigger, position)

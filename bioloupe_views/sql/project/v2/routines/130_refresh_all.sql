@@ -17,7 +17,8 @@ CREATE PROCEDURE bioloupe_views.refresh_all(
     p_marts text[] DEFAULT NULL,
     p_concurrently boolean DEFAULT true,
     p_checks boolean DEFAULT true,
-    p_trigger text DEFAULT 'pg_cron')
+    p_trigger text DEFAULT 'pg_cron',
+    p_retention interval DEFAULT '90 days')
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -36,7 +37,8 @@ BEGIN
     END IF;
     BEGIN
         v_run := bioloupe_views.start_run(p_trigger, p_marts,
-            pg_catalog.jsonb_build_object('concurrently', p_concurrently, 'checks', p_checks));
+            pg_catalog.jsonb_build_object('concurrently', p_concurrently, 'checks', p_checks,
+                                          'retention', p_retention::text));
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         PERFORM bioloupe_views.release_refresh_lock();
         RAISE;
