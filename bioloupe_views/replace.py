@@ -28,10 +28,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from . import checks, definitions
@@ -67,6 +69,7 @@ class Replacement:
     lock_wait_seconds: float = 0.0     # waiting for readers to let go (newcomers queue)
     swap_seconds: float = 0.0          # lock request to end of the operation: readers blocked
     lock_attempts: int = 0
+    refresh_lock_wait_seconds: float = 0.0  # waiting for a running refresh to finish
 
 
 def replace(conn, name: str, version: int, side_by_side: bool = False,
@@ -85,6 +88,15 @@ def replace(conn, name: str, version: int, side_by_side: bool = False,
              ", ".join(result.dependents) or "none",
              extra={"bioloupe_replacement": asdict(result)})
     return result
+
+
+def _seconds(duration: str | None) -> float | None:
+    """A PostgreSQL duration ('2s', '100ms', '1min') in seconds."""
+    if not duration:
+        return None
+    number, unit = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$", duration).groups()
+    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600,
+                            "d": 86400}[unit or "ms"]
 
 
 class _Replacer:
@@ -117,6 +129,42 @@ class _Replacer:
     # -- the two modes --------------------------------------------------------------------
 
     def run(self) -> Replacement:
+        """Under the refresh lock, from the capture to the swap: a refresh committed in
+        between would be thrown away by the swap while the run log called it fresh."""
+        self._take_refresh_lock()
+        try:
+            return self._run()
+        finally:
+            self._release_refresh_lock()
+
+    def _take_refresh_lock(self) -> None:
+        """The refresh lock, waiting for a running refresh in short steps (the same
+        lock_timeout and lock_retries as the swap's locks), or a ReplaceError naming it."""
+        cur, started = self.cur, time.perf_counter()
+        limit = (_seconds(self.lock_timeout) or 0) * (self.lock_retries + 1)
+        while True:
+            cur.execute(in_project("SELECT {project}.try_refresh_lock()"))
+            if cur.fetchone()[0]:
+                self.result.refresh_lock_wait_seconds = time.perf_counter() - started
+                return
+            if time.perf_counter() - started >= limit:
+                cur.execute(in_project("SELECT message FROM {project}.refresh_lock_holder()"))
+                holder = cur.fetchone()
+                raise ReplaceError(
+                    f"cannot replace {self.mart.name} while a refresh runs "
+                    f"({holder[0] if holder else 'another refresh holds the lock'}, waited "
+                    f"{time.perf_counter() - started:.1f}s): retry when it is done")
+            time.sleep(0.1)
+
+    def _release_refresh_lock(self) -> None:
+        if self.cur.connection.closed:
+            return
+        if self.cur.connection.get_transaction_status() == \
+                psycopg2.extensions.TRANSACTION_STATUS_INERROR:
+            return  # the session's lock goes with the session, or with the next statement
+        self.cur.execute(in_project("SELECT {project}.release_refresh_lock()"))
+
+    def _run(self) -> Replacement:
         result = self.result
         result.started_at = time.time()
         started = time.perf_counter()

@@ -468,3 +468,30 @@ def test_new_version_scaffolds_a_working_migration(project, dsn, sql):
 
     unknown = runner.invoke(cli.main, ["new-version", "mv_nope"])
     assert unknown.exit_code == 2 and "unknown view 'mv_nope'" in unknown.output
+
+
+def test_replace_waits_for_a_running_refresh_and_then_holds_the_refresh_lock(project, dsn, sql):
+    """A refresh committed between a side-by-side build and its swap would be thrown away
+    while the run log calls it fresh: the replacement takes the refresh lock first."""
+    write_v2(project)
+    holder = psycopg2.connect(dsn)
+    holder.autocommit = True
+    try:
+        holder.cursor().execute("SELECT bioloupe_views.try_refresh_lock()")
+        started = time.perf_counter()
+        with pytest.raises(CommandError, match=r"cannot replace mv_development_programs while a "
+                                               r"refresh runs \(another refresh holds the lock: pid"):
+            run_op(dsn, name=ROOT_MART, version=2, side_by_side=True,
+                   lock_timeout="100ms", lock_retries=2)
+        assert 0.25 < time.perf_counter() - started < 10
+        assert_rows_right(sql, 1, surroundings=False)
+        # Released meanwhile: the replacement waits for it, then goes ahead.
+        threading.Timer(0.5, holder.cursor().execute,
+                        ("SELECT bioloupe_views.release_refresh_lock()",)).start()
+        result = run_op(dsn, name=ROOT_MART, version=2, side_by_side=True)
+        assert result.refresh_lock_wait_seconds > 0.3
+        # It let go of the lock at the end.
+        assert sql("SELECT count(*) FROM bioloupe_views.refresh_lock_holder()") == [(0,)]
+    finally:
+        holder.close()
+    assert_rows_right(sql, 2, surroundings=False)
