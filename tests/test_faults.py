@@ -10,9 +10,14 @@ in the view's fingerprint.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -279,3 +284,43 @@ def test_connection_drops(dsn, cli, sql, server):
     first, second = runs(sql)
     assert first[0] == "error" and "abandoned" in first[1]
     assert second == ("success", None)
+
+
+# --- (e) the operator stops the run: Ctrl-C or SIGTERM ------------------------------------
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_signal_cancels_rolls_back_logs_and_exits(dsn, cli, sql, signum, code):
+    """Stop starting marts, cancel the running ones on the server, log them as cancelled,
+    close the run, release the lock, exit 130 / 143 within seconds. Nothing is committed
+    after the signal; nothing committed is unlogged."""
+    change_sources(sql)
+    before = fingerprint(sql, SLOW)
+    lock = SourceLock(dsn, SLOW_SOURCE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOLOUPE_")}
+    env["BIOLOUPE_DATABASE_URL"] = dsn
+    exe = Path(sys.executable).parent / "refresh-views"
+    process = subprocess.Popen([str(exe), "--threads", "1"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        waiting_refresh_pid(sql)
+        signalled = time.monotonic()
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=30)
+        assert time.monotonic() - signalled < 10
+    finally:
+        lock.release()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, out + err
+    assert "Traceback" not in err and err.count("\n") == 1 and "stopped by" in err
+    no_refresh_backends_left(sql)
+    assert fingerprint(sql, SLOW) == before
+    log = run_log(sql)
+    assert log[SLOW][0] == "cancelled"
+    # Every mart of the run is logged: refreshed before the signal, or cancelled.
+    statuses = {s for s, _ in log.values()}
+    assert statuses <= {"success", "cancelled"} and len(log) == 5
+    assert runs(sql) == [("cancelled", "cancelled: the client was interrupted")]
+    assert sql("SELECT count(*) FROM bioloupe_views.refresh_lock_holder()") == [(0,)]
+    assert_next_run_publishes(cli, sql, dsn, before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 
 import click
@@ -43,6 +44,14 @@ def refresh_options(func):
     return func
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: stop starting marts, cancel the running ones, close."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
 _UNITS = {"us": "microseconds", "ms": "milliseconds", "s": "seconds", "min": "minutes",
           "h": "hours", "d": "days"}
 
@@ -62,7 +71,17 @@ def refresh(dsn, select, exclude, threads, concurrently, run_checks, atomic, wai
                              statement_timeout=statement_timeout, wait=wait,
                              retention=_interval(log_retention))
     target = describe(dsn)
-    outcome = engine.run(dsn, select, exclude, options, report.ConsoleReporter(target))
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        outcome = engine.run(dsn, select, exclude, options, report.ConsoleReporter(target))
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
+        click.echo(f"Error: stopped by {name}: the marts being refreshed were cancelled and "
+                   "rolled back (readers keep their last good data), the run is closed in the "
+                   "run log and the refresh lock released; run again to finish", err=True)
+        sys.exit(code)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     report.summarize(outcome)
     if json_path:
         report.write_json(json_path, report.run_results(outcome, options, target))
