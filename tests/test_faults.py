@@ -324,3 +324,20 @@ def test_a_signal_cancels_rolls_back_logs_and_exits(dsn, cli, sql, signum, code)
     assert runs(sql) == [("cancelled", "cancelled: the client was interrupted")]
     assert sql("SELECT count(*) FROM bioloupe_views.refresh_lock_holder()") == [(0,)]
     assert_next_run_publishes(cli, sql, dsn, before)
+
+
+def test_sessions_stay_alive_under_idle_timeouts_while_a_mart_is_slow(dsn, cli, sql):
+    """The lock holder and the workers waiting for upstream marts are never idle for long:
+    with 2 s idle timeouts and one mart held up for 4 s, the run still succeeds."""
+    change_sources(sql)
+    lock = SourceLock(dsn, SLOW_SOURCE)
+    release = threading.Timer(4, lock.release)
+    release.start()
+    try:
+        result = cli("refresh", "--threads", "2", dsn=dsn, env={
+            "PGOPTIONS": "-c idle_session_timeout=2000 -c idle_in_transaction_session_timeout=2000"})
+    finally:
+        release.join()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {s for s, _ in run_log(sql).values()} == {"success"}
+    assert runs(sql) == [("success", None)]
