@@ -9,7 +9,9 @@ SELECT on every mart at the end of each run, so setting it on a database already
 takes effect too. A refresher role (`-x refresher_role=NAME` or BIOLOUPE_REFRESHER_ROLE) is
 validated the same way and given the refresher's rights at the end (roles.grant_refresher);
 every run grants the recorded refresher roles their rights on the routines and check views
-it created. A permission error becomes one line naming the missing grant."""
+it created. The settings that change a mart's rows (refresh_settings.py: TimeZone) are
+taken from a plain session on the server's defaults, used for this run and recorded for
+every refresh. A permission error becomes one line naming the missing grant."""
 
 import psycopg2
 import psycopg2.errors
@@ -18,7 +20,7 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
-from bioloupe_views import db, roles
+from bioloupe_views import db, refresh_settings, roles
 from bioloupe_views.config import resolve_dsn
 from bioloupe_views.definitions import in_project
 from bioloupe_views.errors import UserError
@@ -36,24 +38,28 @@ def _connect_engine(reader_role, refresher_role):
                                roles.REFRESHER_ROLE_VAR)
         finally:
             probe.close()
+        settings = refresh_settings.server_defaults(dsn)
     except UserError as exc:
         raise CommandError(str(exc)) from None
     return create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(
-        dsn, application_name="bioloupe-views alembic"), poolclass=pool.NullPool)
+        dsn, application_name="bioloupe-views alembic"), poolclass=pool.NullPool), settings
 
 
 def run_migrations_online() -> None:
     x_arguments = context.get_x_argument(as_dictionary=True)
     reader_role = roles.configured(x_arguments)
     refresher_role = roles.configured_refresher(x_arguments)
-    with _connect_engine(reader_role, refresher_role).connect() as connection:
+    engine, settings = _connect_engine(reader_role, refresher_role)
+    with engine.connect() as connection:
         context.configure(connection=connection, transactional_ddl=True,
                           version_table="bioloupe_views_alembic_version",
                           version_table_schema="public",
                           **{roles.CONTEXT_OPTION: reader_role})
         with context.begin_transaction():
-            context.run_migrations()
             raw = connection.connection.dbapi_connection
+            with raw.cursor() as cur:
+                refresh_settings.use(cur, settings)  # the marts built here, as refreshes will
+            context.run_migrations()
             if reader_role:
                 roles.grant_all(raw, reader_role)
             with raw.cursor() as cur:
@@ -65,6 +71,7 @@ def run_migrations_online() -> None:
                                            "revision 0002 or later: run `alembic upgrade head`")
                     roles.grant_refresher(cur, refresher_role)
                 roles.regrant_refreshers(cur)  # check views and routines created by this run
+                refresh_settings.record(cur, settings)
 
 
 def _permission_denied(exc: BaseException):

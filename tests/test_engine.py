@@ -211,3 +211,22 @@ def test_the_run_log_keeps_its_retention_and_prunes_itself(dsn, cli, sql):
     assert sql("SELECT count(*) FROM bioloupe_views.run_log") == [(5,)]
     bad = cli("refresh", "--log-retention", "forever", dsn=dsn)
     assert bad.returncode == 2 and "is not a duration" in bad.stderr
+
+
+def test_the_same_rows_whatever_the_client_session_time_zone(dsn, cli, sql):
+    """mv_development_programs converts dates to timestamptz: a client with PGTZ set must not
+    store other values than a default session or pg_cron (compared in one reading session)."""
+    def fingerprint():
+        return sql("SELECT md5(string_agg(t::text, '|' ORDER BY t::text))"
+                   " FROM public.mv_development_programs t")
+    assert cli("refresh", "--no-concurrently", dsn=dsn).returncode == 0
+    default = fingerprint()
+    far = cli("refresh", "--no-concurrently", dsn=dsn, env={"PGTZ": "Pacific/Kiritimati"})
+    assert far.returncode == 0, far.stderr
+    assert fingerprint() == default
+    sql("SET TimeZone = 'America/Adak'")
+    sql("CALL bioloupe_views.refresh_all(NULL, false)")
+    sql("RESET TimeZone")
+    assert fingerprint() == default
+    assert sql("SELECT name, value FROM bioloupe_views.refresh_setting") == [
+        ("TimeZone", sql("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")[0][0])]

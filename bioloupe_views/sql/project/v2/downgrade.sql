@@ -35,6 +35,7 @@ ALTER TABLE bioloupe_views.run
 
 DROP TABLE bioloupe_views.mart_check;
 DROP TABLE bioloupe_views.refresher_role;
+DROP TABLE bioloupe_views.refresh_setting;
 DROP SCHEMA bioloupe_views_checks;
 CREATE TABLE bioloupe_views.check_definition (
     name     text PRIMARY KEY,

@@ -56,3 +56,11 @@ DROP TABLE bioloupe_views.check_definition;
 CREATE TABLE bioloupe_views.refresher_role (
     role name PRIMARY KEY
 );
+
+-- Settings that change a mart's rows, fixed for every refresh whatever the client's session
+-- says (mv_development_programs converts dates to timestamptz, so TimeZone is one). The
+-- migration records the server's default for a plain session; refresh_view() applies it.
+CREATE TABLE bioloupe_views.refresh_setting (
+    name  text PRIMARY KEY,
+    value text NOT NULL
+);
