@@ -76,7 +76,7 @@ def grant_refresher(cur, role: str) -> None:
     for statement in (
             "GRANT USAGE ON SCHEMA {project}, {checks} TO {role}",
             "GRANT SELECT ON ALL TABLES IN SCHEMA {project} TO {role}",
-            "GRANT INSERT, UPDATE ON {project}.run, {project}.run_log TO {role}",
+            "GRANT INSERT, UPDATE, DELETE ON {project}.run, {project}.run_log TO {role}",
             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {project} TO {role}",
             "GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {project} TO {role}",
             "GRANT SELECT ON ALL TABLES IN SCHEMA {checks} TO {role}"):

@@ -190,7 +190,7 @@ def test_refresh_privileges_owner_member_and_non_owner(sources_dsn, admin, cli, 
     # Not the owner nor the refresher: the run log is writable, but the engine's routines are
     # not PUBLIC's. One line, exit 2, naming the fix.
     admin(f"GRANT USAGE ON SCHEMA bioloupe_views TO {q[other]}")
-    admin(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA bioloupe_views TO {q[other]}")
+    admin(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bioloupe_views TO {q[other]}")
     result = cli("refresh", "--select", "mv_drug_trials", dsn=as_role(server, dbname, other))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and PASSWORD not in result.stdout + result.stderr
