@@ -495,3 +495,21 @@ def test_replace_waits_for_a_running_refresh_and_then_holds_the_refresh_lock(pro
     finally:
         holder.close()
     assert_rows_right(sql, 2, surroundings=False)
+
+
+def test_diff_reports_drift_in_checks_too(dsn, cli, sql):
+    assert cli("diff", dsn=dsn).returncode == 0
+    check = "accepted_values_mv_drug_trials_role"
+    # A check edited by hand, one made a warning, one removed from the registry.
+    sql(f"CREATE OR REPLACE VIEW bioloupe_views_checks.{check} AS"
+        " SELECT role AS value_field, count(*) AS n_records FROM public.mv_drug_trials"
+        " WHERE false GROUP BY role")
+    sql("UPDATE bioloupe_views.mart_check SET severity = 'warn'"
+        " WHERE name = 'not_null_mv_drug_trials_drug_id'")
+    sql("DELETE FROM bioloupe_views.mart_check WHERE name = 'not_null_mv_drug_trials_role'")
+    found = cli("diff", "mv_drug_trials", dsn=dsn)
+    assert found.returncode == 1
+    assert f"check {check}: its query differs from v1's (edited by hand?)" in found.stdout
+    assert ("check not_null_mv_drug_trials_drug_id differs: declared severity error at v1,"
+            " database has warn at v1") in found.stdout
+    assert "missing check not_null_mv_drug_trials_role (declared by v1)" in found.stdout
