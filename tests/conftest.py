@@ -110,9 +110,9 @@ def sources_dsn(sources_db) -> str:
     return _dsn(sources_db.info.dbname)
 
 
-@pytest.fixture
-def sql(dsn):
-    """Run SQL in the test database (autocommit); returns all rows, or None."""
+def _sql_runner(dsn):
+    """A function that runs SQL on `dsn` (autocommit) and returns all rows, or None; and
+    its connection, to close."""
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
 
@@ -121,6 +121,21 @@ def sql(dsn):
             cur.execute(statement, params)
             return cur.fetchall() if cur.description else None
 
+    return run, conn
+
+
+@pytest.fixture
+def sql(dsn):
+    """Run SQL in the test database (autocommit); returns all rows, or None."""
+    run, conn = _sql_runner(dsn)
+    yield run
+    conn.close()
+
+
+@pytest.fixture
+def sources_sql(sources_dsn):
+    """The same, in the `sources_dsn` database."""
+    run, conn = _sql_runner(sources_dsn)
     yield run
     conn.close()
 

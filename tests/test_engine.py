@@ -105,61 +105,50 @@ def _history(sql) -> list[tuple]:
                " FROM bioloupe_views.run_log l ORDER BY l.id")
 
 
-def test_upgrade_from_a_populated_0001_with_history_and_back(sources_dsn, cli):
-    dsn = sources_dsn
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
+def test_upgrade_from_a_populated_0001_with_history_and_back(sources_dsn, sources_sql, cli):
+    dsn, sql = sources_dsn, sources_sql
+    # Months of history, as the 0001 engine wrote it: runs from pg_cron and a failed one.
+    migrate.upgrade(dsn, "0001")
+    sql("CALL bioloupe_views.refresh_all()")
+    sql("CALL bioloupe_views.refresh_all(ARRAY['mv_drug_trials'], true, true, 'cli')")
+    sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
+        " VALUES ('v1_canary', 'mv_drug_pipeline', 'singular', 'error', 99, 'SELECT 1 AS x')")
+    sql("CALL bioloupe_views.refresh_all(ARRAY['mv_drug_pipeline'])")
+    sql("DELETE FROM bioloupe_views.check_definition WHERE name = 'v1_canary'")
+    v1_history = _history(sql)
+    assert {r[3] for r in v1_history} == {"success", "check_failed"}
+    v1_runs = sql("SELECT run_id::text, status FROM bioloupe_views.run ORDER BY started_at")
+    assert len(v1_runs) == 3
 
-    def sql(statement, params=None):
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else None
+    migrate.upgrade(dsn)
+    assert _history(sql) == v1_history
+    assert sql("SELECT run_id::text, status FROM bioloupe_views.run"
+               " ORDER BY started_at") == v1_runs
+    assert sql("SELECT to_regclass('bioloupe_views.check_definition')") == [(None,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.mart_check") == [(40,)]
+    assert cli("refresh", dsn=dsn).returncode == 0
+    assert cli("diff", dsn=dsn).returncode == 0
+    sql("CALL bioloupe_views.refresh_all()")
+    head_history = _history(sql)
+    assert head_history[:len(v1_history)] == v1_history and len(head_history) == len(v1_history) + 10
 
-    try:
-        # Months of history, as the 0001 engine wrote it: runs from pg_cron and a failed one.
-        migrate.upgrade(dsn, "0001")
-        sql("CALL bioloupe_views.refresh_all()")
-        sql("CALL bioloupe_views.refresh_all(ARRAY['mv_drug_trials'], true, true, 'cli')")
-        sql("INSERT INTO bioloupe_views.check_definition (name, mart, test, severity, position, sql)"
-            " VALUES ('v1_canary', 'mv_drug_pipeline', 'singular', 'error', 99, 'SELECT 1 AS x')")
-        sql("CALL bioloupe_views.refresh_all(ARRAY['mv_drug_pipeline'])")
-        sql("DELETE FROM bioloupe_views.check_definition WHERE name = 'v1_canary'")
-        v1_history = _history(sql)
-        assert {r[3] for r in v1_history} == {"success", "check_failed"}
-        v1_runs = sql("SELECT run_id::text, status FROM bioloupe_views.run ORDER BY started_at")
-        assert len(v1_runs) == 3
+    migrate.downgrade(dsn, "0001")
+    assert _history(sql) == head_history
+    assert sql("SELECT to_regnamespace('bioloupe_views_checks')") == [(None,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.check_definition") == [(40,)]
+    # The 0001 engine refreshes again, with its checks.
+    sql("CALL bioloupe_views.refresh_all()")
+    last = sql("SELECT status, count(*) FROM bioloupe_views.run_log WHERE run_id ="
+               " (SELECT run_id FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1)"
+               " GROUP BY status")
+    assert last == [("success", 5)]
+    checks = sql("SELECT status, count(*) FROM bioloupe_views.run_checks(NULL) GROUP BY 1")
+    assert dict(checks).get("fail") is None and sum(n for _, n in checks) == 40
 
-        migrate.upgrade(dsn)
-        assert _history(sql) == v1_history
-        assert sql("SELECT run_id::text, status FROM bioloupe_views.run"
-                   " ORDER BY started_at") == v1_runs
-        assert sql("SELECT to_regclass('bioloupe_views.check_definition')") == [(None,)]
-        assert sql("SELECT count(*) FROM bioloupe_views.mart_check") == [(40,)]
-        assert cli("refresh", dsn=dsn).returncode == 0
-        assert cli("diff", dsn=dsn).returncode == 0
-        sql("CALL bioloupe_views.refresh_all()")
-        head_history = _history(sql)
-        assert head_history[:len(v1_history)] == v1_history and len(head_history) == len(v1_history) + 10
-
-        migrate.downgrade(dsn, "0001")
-        assert _history(sql) == head_history
-        assert sql("SELECT to_regnamespace('bioloupe_views_checks')") == [(None,)]
-        assert sql("SELECT count(*) FROM bioloupe_views.check_definition") == [(40,)]
-        # The 0001 engine refreshes again, with its checks.
-        sql("CALL bioloupe_views.refresh_all()")
-        last = sql("SELECT status, count(*) FROM bioloupe_views.run_log WHERE run_id ="
-                   " (SELECT run_id FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1)"
-                   " GROUP BY status")
-        assert last == [("success", 5)]
-        checks = sql("SELECT status, count(*) FROM bioloupe_views.run_checks(NULL) GROUP BY 1")
-        assert dict(checks).get("fail") is None and sum(n for _, n in checks) == 40
-
-        # And up again: the history of every engine is kept.
-        migrate.upgrade(dsn)
-        assert len(_history(sql)) == len(head_history) + 5
-        assert cli("refresh", dsn=dsn).returncode == 0
-    finally:
-        conn.close()
+    # And up again: the history of every engine is kept.
+    migrate.upgrade(dsn)
+    assert len(_history(sql)) == len(head_history) + 5
+    assert cli("refresh", dsn=dsn).returncode == 0
 
 
 def test_a_statement_timeout_on_the_pg_cron_call_never_leaks_the_lock(dsn, cli, sql):
