@@ -1,0 +1,67 @@
+"""Security hardening: the pytest plugin fails closed, a kept demo server is not open to every
+local user over TCP, and passwords can stay out of argv (libpq's PG* environment and
+password file), with a warning when one is on the command line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+SECRET = "s3cret-" + uuid.uuid4().hex[:8]
+
+
+def clean_env(**extra) -> dict:
+    """The environment of a user with no database settings at all (no BIOLOUPE_*, no PG*)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BIOLOUPE_DB", "BIOLOUPE_DATABASE", "PG"))}
+    env["HOME"] = str(extra.pop("HOME", env.get("HOME", "/root")))
+    env.update(extra)
+    return env
+
+
+def run(*args, env, executable="bioloupe-views", timeout=300):
+    exe = Path(sys.executable).parent / executable
+    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+# -- the pytest plugin fails closed -------------------------------------------------------
+
+def _plugin(dsn):
+    return run_cli("--pyargs", "bioloupe_views.data_checks", f"--bioloupe-dsn={dsn}",
+                   "-p", "no:cacheprovider", "-q", "-rf", executable="pytest")
+
+
+def test_plugin_fails_when_it_cannot_connect_without_showing_the_password():
+    result = _plugin(f"postgresql://postgres:{SECRET}@127.0.0.1:1/x")
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "1 failed" in out and "skipped" not in out
+    assert "no-database" in out and "cannot reach PostgreSQL" in out
+    assert SECRET not in out
+
+
+def test_plugin_fails_on_a_database_that_was_never_migrated(sources_dsn):
+    result = _plugin(sources_dsn)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "1 failed" in out and "no bioloupe_views schema" in out
+
+
+def test_plugin_item_can_still_be_deselected():
+    result = run_cli("--pyargs", "bioloupe_views.data_checks",
+                     "--bioloupe-dsn=postgresql://postgres@127.0.0.1:1/x", "-p", "no:cacheprovider",
+                     "-q", "-k", "not no-database", executable="pytest")
+    assert result.returncode == 5, result.stdout  # "no tests ran": the user's explicit choice
+
+
