@@ -40,7 +40,8 @@ def explain_connect_error(message: str, dsn: str) -> str:
     if "could not translate host name" in lowered or "name or service not known" in lowered:
         return f"unknown host in {target}: check BIOLOUPE_DB_HOST or the DSN"
     if ("connection refused" in lowered or "could not connect" in lowered
-            or "timeout expired" in lowered or "no route to host" in lowered):
+            or "timeout expired" in lowered or "no route to host" in lowered
+            or "is the server running" in lowered):
         return (f"cannot reach PostgreSQL at {target}: is the server running and the "
                 "host/port right? (BIOLOUPE_DB_HOST, BIOLOUPE_DB_PORT or the DSN)")
     return f"cannot connect to {target}: {text}"

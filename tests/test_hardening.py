@@ -65,3 +65,27 @@ def test_plugin_item_can_still_be_deselected():
     assert result.returncode == 5, result.stdout  # "no tests ran": the user's explicit choice
 
 
+# -- demo --keep ---------------------------------------------------------------------------
+
+def test_kept_demo_server_refuses_tcp_and_its_dsn_works(cli):
+    keep = {"BIOLOUPE_DEMO_DIR": f"/tmp/bioloupe-views-demo-sec-{uuid.uuid4().hex[:8]}"}
+    result = cli("demo", "--scale", "0.02", "--keep", env=keep, timeout=600)
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        dsn = result.stdout.split("DSN: ")[1].split()[0]
+        port = int(psycopg2.extensions.parse_dsn(dsn)["port"])
+        datadir = Path(keep["BIOLOUPE_DEMO_DIR"]) / "data"
+        assert stat.S_IMODE(datadir.stat().st_mode) & 0o077 == 0
+        # No superuser over TCP without a password (nothing listens on TCP at all).
+        with pytest.raises(psycopg2.OperationalError):
+            psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                             connect_timeout=5)
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+        # The printed DSN works for the user who ran the demo.
+        check = cli("check", "--select", "mv_drug_trials", dsn=dsn)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert f"BIOLOUPE_DATABASE_URL='{dsn}'" in result.stdout
+    finally:
+        stopped = cli("demo", "--stop", env=keep)
+    assert stopped.returncode == 0 and "Stopped the demo server" in stopped.stdout

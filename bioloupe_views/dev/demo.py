@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -38,7 +39,10 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
     if keep and (kept / "data" / "postmaster.pid").exists():
         raise SystemExit("Error: a demo server is already running; "
                          "stop it with `bioloupe-views demo --stop`")
-    server = ThrowawayServer(datadir=kept / "data" if keep else None, cron=pg_cron_available())
+    # A kept server outlives this command: no TCP listener (a trusted superuser on loopback
+    # would be open to every local user), only the socket in its 0700 data directory.
+    server = ThrowawayServer(datadir=kept / "data" if keep else None, cron=pg_cron_available(),
+                             tcp=not keep)
     _step("Starting a throwaway PostgreSQL server")
     server.start()
     try:
@@ -63,7 +67,8 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
         if keep:
             (kept / "dsn").write_text(dsn + "\n")
             click.echo(f"\nThe server keeps running. DSN: {dsn}")
-            click.echo("Try: BIOLOUPE_DATABASE_URL=" + dsn + " refresh-views --select mv_development_programs+")
+            click.echo("Try: BIOLOUPE_DATABASE_URL=" + shlex.quote(dsn)
+                       + " refresh-views --select mv_development_programs+")
             click.echo("Stop it with: bioloupe-views demo --stop")
         return 0 if outcome.ok else 1
     finally:

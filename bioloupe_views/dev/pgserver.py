@@ -8,6 +8,10 @@ are root every server command runs as the `postgres` system user, which owns the
 directory. The superuser `postgres` connects without a password over loopback (the server is
 throwaway and listens on 127.0.0.1 only); every other role must use its password, so wrong
 passwords can be tested for real.
+
+A server that outlives the command (`demo --keep`) is started with `tcp=False` instead: no TCP
+listener at all, only the Unix socket inside its data directory, which initdb makes mode 0700
+and owned by the server user, so only that user and root can connect.
 """
 
 from __future__ import annotations
@@ -118,12 +122,15 @@ class ThrowawayServer:
     cron: bool = False
     settings: dict[str, str] = field(default_factory=dict)
     bindir: Path = field(default_factory=find_bindir)
+    tcp: bool = True
 
     @property
     def host(self) -> str:
-        return "127.0.0.1"
+        return "127.0.0.1" if self.tcp else str(self.datadir)
 
     def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        if not self.tcp:
+            return f"postgresql://{user}@/{dbname}?host={self.datadir}&port={self.port}"
         return f"postgresql://{user}@{self.host}:{self.port}/{dbname}"
 
     def _run(self, *args: str) -> None:
@@ -153,7 +160,7 @@ class ThrowawayServer:
 
     def _write_config(self) -> None:
         settings = {
-            "listen_addresses": "'127.0.0.1'",
+            "listen_addresses": "'127.0.0.1'" if self.tcp else "''",
             "port": str(self.port),
             "unix_socket_directories": f"'{self.datadir}'",
             "fsync": "off",
@@ -176,11 +183,14 @@ class ThrowawayServer:
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
         hba = self.datadir / "pg_hba.conf"
-        hba.write_text(
-            "local all all trust\n"
-            f"host all {SERVER_USER} 127.0.0.1/32 trust\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
-        )
+        if self.tcp:
+            hba.write_text(
+                "local all all trust\n"
+                f"host all {SERVER_USER} 127.0.0.1/32 trust\n"
+                "host all all 127.0.0.1/32 scram-sha-256\n"
+            )
+        else:  # the socket's directory (the data directory, 0700) is the access control
+            hba.write_text("local all all trust\n")
 
     def stop(self, remove: bool = True) -> None:
         if self.datadir is None or not (self.datadir / "PG_VERSION").exists():
