@@ -3,7 +3,12 @@
 Precedence, highest first:
 1. an explicit DSN (`--dsn` on the CLI, `alembic -x dsn=...`);
 2. BIOLOUPE_DATABASE_URL, a libpq URL or key=value string;
-3. the dbt profile's variables BIOLOUPE_DB_HOST, _PORT (default 5432), _USER, _PASSWORD, _NAME.
+3. the dbt profile's variables BIOLOUPE_DB_HOST, _PORT (default 5432), _USER, _PASSWORD, _NAME;
+4. when none of those is set, libpq's own environment (PGHOST, PGPORT, PGUSER, PGDATABASE,
+   PGSERVICE, ...): the DSN is then empty and libpq reads PGPASSWORD, PGPASSFILE or ~/.pgpass.
+
+A password given on the command line is visible to other users in `ps` and stays in the shell
+history, so resolve_dsn warns (without the password) when it finds one there.
 
 Passwords never leave this module unmasked except inside the DSN handed to libpq.
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from urllib.parse import quote
 
 from .errors import ConfigError
@@ -25,18 +31,27 @@ PART_VARS = {
     "dbname": "BIOLOUPE_DB_NAME",
 }
 REQUIRED_PARTS = ("host", "user", "dbname")
+# Any of these says "libpq knows where to connect"; PGPASSWORD/PGPASSFILE alone do not.
+LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE")
+ARGV_WARNING = ("Warning: a password in {where} is visible to other users in ps and shell "
+                "history; use PGPASSFILE/~/.pgpass, PGPASSWORD or BIOLOUPE_DB_PASSWORD")
 
 
 def resolve_dsn(explicit: str | None = None, environ: dict | None = None) -> str:
     """Return the libpq DSN to use, or raise ConfigError naming what is missing."""
     env = os.environ if environ is None else environ
+    if explicit:
+        warn_if_password_in_argv(explicit)
     dsn = explicit or env.get(URL_VAR)
     if dsn:
         return validate_dsn(dsn)
+    if not any(env.get(v) for v in PART_VARS.values()) and any(env.get(v) for v in LIBPQ_VARS):
+        return ""  # libpq fills in everything from PG* and the password file
     missing = [PART_VARS[p] for p in REQUIRED_PARTS if not env.get(PART_VARS[p])]
     if missing:
         raise ConfigError(
             f"no database configured: set {URL_VAR}, or pass --dsn, or set {', '.join(missing)}"
+            ", or libpq's PGHOST/PGDATABASE (password from PGPASSFILE or ~/.pgpass)"
         )
     port = env.get(PART_VARS["port"]) or "5432"
     if not port.isdigit():
@@ -47,6 +62,24 @@ def resolve_dsn(explicit: str | None = None, environ: dict | None = None) -> str
         auth += ":" + quote(password, safe="")
     host = env[PART_VARS["host"]]
     return f"postgresql://{auth}@{quote(host, safe='')}:{port}/{quote(env[PART_VARS['dbname']], safe='')}"
+
+
+def warn_if_password_in_argv(dsn: str, argv: list[str] | None = None) -> bool:
+    """Warn on stderr when the DSN's password is on this process's command line (--dsn,
+    --bioloupe-dsn, `alembic -x dsn=`); a DSN handed over in code or the environment is fine."""
+    argv = sys.argv if argv is None else argv
+    password = password_of(dsn)
+    if not password:
+        return False
+    from urllib.parse import unquote
+
+    forms = {f for f in (password, unquote(password), quote(password, safe="")) if f}
+    carriers = [arg for arg in argv[1:] if any(form in arg for form in forms)]
+    if not carriers:
+        return False
+    where = "-x dsn" if any(arg.lstrip("-x").startswith("dsn=") for arg in carriers) else "--dsn"
+    print(ARGV_WARNING.format(where=where), file=sys.stderr)
+    return True
 
 
 def validate_dsn(dsn: str) -> str:
@@ -105,5 +138,12 @@ def describe(dsn: str) -> str:
         p = dsn_parts(dsn)
     except Exception:
         return mask_dsn(dsn)
+    if not dsn.strip():  # libpq's environment: show what it will use
+        env = os.environ
+        p = {k: v for k, v in (("host", env.get("PGHOST") or env.get("PGHOSTADDR")),
+                               ("port", env.get("PGPORT")), ("user", env.get("PGUSER")),
+                               ("dbname", env.get("PGDATABASE"))) if v}
+        if env.get("PGSERVICE") and not p:
+            return f"service {env['PGSERVICE']}"
     host = p.get("host") or "localhost"
     return f"{p.get('user', '?')}@{host}:{p.get('port', '5432')}/{p.get('dbname', p.get('user', '?'))}"

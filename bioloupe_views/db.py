@@ -32,7 +32,7 @@ def explain_connect_error(message: str, dsn: str) -> str:
     lowered = text.lower()
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         return (f"password authentication failed for {target} (password ***): "
-                "check BIOLOUPE_DB_PASSWORD or the password in the DSN")
+                "check PGPASSFILE/~/.pgpass, BIOLOUPE_DB_PASSWORD or the password in the DSN")
     if "database" in lowered and "does not exist" in lowered:
         return f"the database in {target} does not exist: check BIOLOUPE_DB_NAME or the DSN"
     if "role" in lowered and "does not exist" in lowered:

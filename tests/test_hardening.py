@@ -65,6 +65,94 @@ def test_plugin_item_can_still_be_deselected():
     assert result.returncode == 5, result.stdout  # "no tests ran": the user's explicit choice
 
 
+# -- passwords out of argv -----------------------------------------------------------------
+
+@pytest.fixture
+def role(dsn):
+    """A login role with a password (roles are cluster-wide: a unique name); a superuser, so
+    that only the way it authenticates is under test, not its privileges."""
+    name = f"sec_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE ROLE "{name}" SUPERUSER LOGIN PASSWORD %s', (SECRET,))
+    yield name
+    with conn.cursor() as cur:
+        cur.execute(f'DROP OWNED BY "{name}"')
+        cur.execute(f'DROP ROLE "{name}"')
+    conn.close()
+
+
+def _passfile(tmp_path, line: str) -> Path:
+    path = tmp_path / "pgpass"
+    path.write_text(line + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_a_dsn_without_password_uses_pgpassfile(dsn, role, server, tmp_path):
+    db = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+    passfile = _passfile(tmp_path, f"127.0.0.1:{server.port}:{db}:{role}:{SECRET}")
+    url = f"postgresql://{role}@127.0.0.1:{server.port}/{db}"
+    without = run("status", env=clean_env(BIOLOUPE_DATABASE_URL=url, HOME=tmp_path))
+    assert without.returncode == 2 and "password" in without.stderr
+    result = run("status", env=clean_env(BIOLOUPE_DATABASE_URL=url, PGPASSFILE=str(passfile),
+                                         HOME=tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert "Warning" not in result.stderr
+
+
+def test_libpq_environment_alone_is_enough(dsn, role, server, tmp_path):
+    db = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+    home = tmp_path / "home"
+    home.mkdir()
+    _passfile(home, f"*:*:*:{role}:{SECRET}").rename(home / ".pgpass")
+    env = clean_env(PGHOST="127.0.0.1", PGPORT=str(server.port), PGUSER=role, PGDATABASE=db,
+                    HOME=home)
+    result = run("status", env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert SECRET not in out
+    check = run("check", "--select", "mv_drug_trials", env={**env, "HOME": str(tmp_path)},)
+    assert check.returncode == 2 and "password" in check.stderr  # no ~/.pgpass there
+    with_password = run("check", "--select", "mv_drug_trials",
+                        env={**env, "HOME": str(tmp_path), "PGPASSWORD": SECRET})
+    assert with_password.returncode == 0, with_password.stdout + with_password.stderr
+    assert SECRET not in with_password.stdout + with_password.stderr
+
+
+def test_a_password_in_dsn_warns_and_is_masked(dsn, role, server, tmp_path):
+    db = psycopg2.extensions.parse_dsn(dsn)["dbname"]
+    url = f"postgresql://{role}:{SECRET}@127.0.0.1:{server.port}/{db}"
+    result = run("status", "--dsn", url, env=clean_env(HOME=tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Warning: a password in --dsn is visible to other users in ps" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    wrong = run("status", "--dsn", url.replace(SECRET, SECRET + "x"), env=clean_env(HOME=tmp_path))
+    assert wrong.returncode == 2
+    assert "Warning: a password in --dsn" in wrong.stderr and SECRET not in wrong.stderr
+    quiet = run("status", env=clean_env(BIOLOUPE_DATABASE_URL=url, HOME=tmp_path))
+    assert quiet.returncode == 0 and "Warning" not in quiet.stderr  # the environment is fine
+
+
+def test_a_password_in_alembic_x_dsn_warns(dsn, tmp_path):
+    url = dsn.replace("postgresql://postgres@", f"postgresql://postgres:{SECRET}@")
+    result = run("-x", f"dsn={url}", "current", env=clean_env(HOME=tmp_path), executable="alembic")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Warning: a password in -x dsn is visible" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_nothing_configured_is_one_clear_line(tmp_path):
+    result = run("status", env=clean_env(HOME=tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for var in ("BIOLOUPE_DATABASE_URL", "--dsn", "BIOLOUPE_DB_HOST", "PGHOST"):
+        assert var in lines[0]
+
+
 # -- demo --keep ---------------------------------------------------------------------------
 
 def test_kept_demo_server_refuses_tcp_and_its_dsn_works(cli):
