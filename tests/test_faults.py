@@ -300,8 +300,11 @@ def test_a_signal_cancels_rolls_back_logs_and_exits(dsn, cli, sql, signum, code)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOLOUPE_")}
     env["BIOLOUPE_DATABASE_URL"] = dsn
     exe = Path(sys.executable).parent / "refresh-views"
+    # As from a terminal: a job started in the background by a non-interactive shell (CI's)
+    # inherits SIGINT ignored, and a program keeps an ignored signal ignored.
     process = subprocess.Popen([str(exe), "--threads", "1"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         waiting_refresh_pid(sql)
         signalled = time.monotonic()
