@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -36,7 +35,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from . import checks, definitions
+from . import checks, definitions, durations
 from . import dependents as deps
 from .errors import UserError
 from .definitions import in_project
@@ -90,15 +89,6 @@ def replace(conn, name: str, version: int, side_by_side: bool = False,
     return result
 
 
-def _seconds(duration: str | None) -> float | None:
-    """A PostgreSQL duration ('2s', '100ms', '1min') in seconds."""
-    if not duration:
-        return None
-    number, unit = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$", duration).groups()
-    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600,
-                            "d": 86400}[unit or "ms"]
-
-
 class _Replacer:
     def __init__(self, cur, target: definitions.MartVersion, side_by_side: bool, own: bool,
                  lock_timeout: str | None, lock_retries: int):
@@ -141,7 +131,8 @@ class _Replacer:
         """The refresh lock, waiting for a running refresh in short steps (the same
         lock_timeout and lock_retries as the swap's locks), or a ReplaceError naming it."""
         cur, started = self.cur, time.perf_counter()
-        limit = (_seconds(self.lock_timeout) or 0) * (self.lock_retries + 1)
+        limit = (durations.seconds(self.lock_timeout) if self.lock_timeout else 0) * (
+            self.lock_retries + 1)
         while True:
             cur.execute(in_project("SELECT {project}.try_refresh_lock()"))
             if cur.fetchone()[0]:

@@ -4,17 +4,15 @@ the rule that a UserError is one line on stderr with its exit code."""
 from __future__ import annotations
 
 import functools
-import re
 import sys
 
 import click
 import psycopg2.errors
 
-from .. import roles
+from .. import durations, roles
 from ..config import mask_text
 from ..errors import UserError
 
-_DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
 
 
 def dsn_option(func):
@@ -32,7 +30,7 @@ def selection_options(func):
 
 def duration(ctx, param, value):
     """Click callback: a PostgreSQL duration such as 500ms, 30s or 5min."""
-    if value is not None and not _DURATION.match(value.strip()):
+    if value is not None and not durations.PATTERN.match(value):
         raise click.BadParameter(f"{value!r} is not a duration; use e.g. 500ms, 30s, 5min")
     return value
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
 
 import click
 
-from .. import engine, report
+from .. import durations, engine, report
 from ..config import describe, resolve_dsn
 from .common import dsn_option, duration, friendly_errors, selection_options
 
@@ -52,16 +51,6 @@ def _terminated(signum, frame):
     raise Terminated()
 
 
-_UNITS = {"us": "microseconds", "ms": "milliseconds", "s": "seconds", "min": "minutes",
-          "h": "hours", "d": "days"}
-
-
-def _interval(value: str) -> str:
-    """A duration as PostgreSQL's interval input (90d -> '90 days')."""
-    match = re.match(r"^(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?$", value.strip())
-    return f"{match.group(1)} {_UNITS[match.group(2) or 'ms']}"
-
-
 @friendly_errors
 def refresh(dsn, select, exclude, threads, concurrently, run_checks, atomic, wait,
             lock_timeout, statement_timeout, json_path, log_retention):
@@ -69,7 +58,7 @@ def refresh(dsn, select, exclude, threads, concurrently, run_checks, atomic, wai
     options = engine.Options(concurrently=concurrently, checks=run_checks, threads=threads,
                              atomic=atomic, lock_timeout=lock_timeout,
                              statement_timeout=statement_timeout, wait=wait,
-                             retention=_interval(log_retention))
+                             retention=durations.interval(log_retention))
     target = describe(dsn)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
