@@ -115,7 +115,7 @@ def plan_source_indexes(conn, order: list[str]) -> dict[str, list[str]]:
 def create_source_indexes(conn, extra: list[tuple[str, tuple[str, ...]]], log) -> dict:
     """Run doctor's missing-index statements, as a user would after `bioloupe-views doctor`,
     plus `extra` (table, columns) indexes that only the dbt baseline's SQL needs."""
-    findings = doctor.diagnose(conn)
+    _, findings = doctor.diagnose(conn)
     wanted = [doctor.create_statement(conn, f) for f in findings if f.existing is None]
     baseline = []
     for table, columns in extra:

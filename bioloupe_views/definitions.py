@@ -130,12 +130,18 @@ class MartVersion:
 @contextlib.contextmanager
 def binding_search_path(cur):
     """The search_path under which the project creates views (marts, checks): pg_catalog
-    first, then the marts' schema, and pg_temp last so a temporary table never shadows a
-    source. A view binds its names and operators when it is created, so this is also what
-    it reads later, whatever the search_path of the session that reads it."""
+    first, then the source schema (contract.current: the migration's choice, else the one
+    the installed marts read), then the marts' schema, and pg_temp last so a temporary
+    table never shadows a source. A view binds its names and operators when it is created,
+    so this is also what it reads later, whatever the search_path of the session that
+    reads it: an empty `drugs` earlier on a session's path is never read."""
+    from . import contract  # contract builds on this module's names
+
     cur.execute("SELECT current_setting('search_path')")
     previous = cur.fetchone()[0]
-    path = sql.SQL("pg_catalog, {}, pg_temp").format(sql.Identifier(MART_SCHEMA))
+    schemas = dict.fromkeys([contract.current(cur), MART_SCHEMA])
+    path = sql.SQL("pg_catalog, {}, pg_temp").format(
+        sql.SQL(", ").join(sql.Identifier(s) for s in schemas))
     cur.execute("SELECT set_config('search_path', %s, true)", (path.as_string(cur),))
     yield  # on an error the transaction is rolled back, and the setting with it
     cur.execute("SELECT set_config('search_path', %s, true)", (previous,))

@@ -56,9 +56,12 @@ class CheckSourceContractOp(MigrateOperation):
 
 @Operations.implementation_for(CheckSourceContractOp)
 def _check_source_contract(operations: Operations, operation: CheckSourceContractOp) -> None:
-    problems = contract.missing(operations.get_bind().connection.dbapi_connection)
+    conn = operations.get_bind().connection.dbapi_connection
+    with conn.cursor() as cur:
+        schema = contract.current(cur)
+    problems = contract.missing(conn, schema)
     if problems:
-        raise CommandError(contract.describe_missing(problems))
+        raise CommandError(contract.describe_missing(problems, schema))
 
 
 @Operations.register_operation("create_project_schema")

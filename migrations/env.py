@@ -11,7 +11,10 @@ validated the same way and given the refresher's rights at the end (roles.grant_
 every run grants the recorded refresher roles their rights on the routines and check views
 it created. The settings that change a mart's rows (refresh_settings.py: TimeZone) are
 taken from a plain session on the server's defaults, used for this run and recorded for
-every refresh. A permission error becomes one line naming the missing grant."""
+every refresh. The source schema (`-x source_schema=NAME` or BIOLOUPE_SOURCE_SCHEMA, else
+the one the installed marts read, else public; contract.py) is validated the same way and
+fixed for the run: the contract is checked there, and marts and checks are bound to it.
+A permission error becomes one line naming the missing grant."""
 
 import psycopg2
 import psycopg2.errors
@@ -20,17 +23,19 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
-from bioloupe_views import db, refresh_settings, roles
+from bioloupe_views import contract, db, refresh_settings, roles
 from bioloupe_views.config import resolve_dsn
 from bioloupe_views.definitions import in_project
 from bioloupe_views.errors import UserError
 
 
-def _connect_engine(reader_role, refresher_role):
+def _connect_engine(x_arguments, reader_role, refresher_role):
     try:
-        dsn = resolve_dsn(context.get_x_argument(as_dictionary=True).get("dsn"))
+        dsn = resolve_dsn(x_arguments.get("dsn"))
         probe = db.connect(dsn)  # fail fast with the friendly message
         try:
+            with probe.cursor() as cur:
+                source_schema = contract.resolve(cur, contract.configured(x_arguments))
             if reader_role:
                 roles.validate(probe, reader_role)
             if refresher_role:
@@ -41,15 +46,16 @@ def _connect_engine(reader_role, refresher_role):
         settings = refresh_settings.server_defaults(dsn)
     except UserError as exc:
         raise CommandError(str(exc)) from None
-    return create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(
-        dsn, application_name="bioloupe-views alembic"), poolclass=pool.NullPool), settings
+    engine = create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(
+        dsn, application_name="bioloupe-views alembic"), poolclass=pool.NullPool)
+    return engine, settings, source_schema
 
 
 def run_migrations_online() -> None:
     x_arguments = context.get_x_argument(as_dictionary=True)
     reader_role = roles.configured(x_arguments)
     refresher_role = roles.configured_refresher(x_arguments)
-    engine, settings = _connect_engine(reader_role, refresher_role)
+    engine, settings, source_schema = _connect_engine(x_arguments, reader_role, refresher_role)
     with engine.connect() as connection:
         context.configure(connection=connection, transactional_ddl=True,
                           version_table="bioloupe_views_alembic_version",
@@ -59,6 +65,7 @@ def run_migrations_online() -> None:
             raw = connection.connection.dbapi_connection
             with raw.cursor() as cur:
                 refresh_settings.use(cur, settings)  # the marts built here, as refreshes will
+                contract.use(cur, source_schema)
             context.run_migrations()
             if reader_role:
                 roles.grant_all(raw, reader_role)

@@ -32,6 +32,8 @@ from bioloupe_views.dev.pgserver import (BIN_VARS, ThrowawayServer, free_port, p
                                          server_version)
 
 ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_SQL = Path(__file__).parent / "reference"
+MARTS = list(definitions.marts())
 TEST_SCALE = float(os.environ.get("BIOLOUPE_TEST_SCALE", "0.2"))
 PORT = free_port()
 _SERVER = ThrowawayServer(port=PORT, cron=pg_cron_available())
@@ -181,3 +183,38 @@ def reinstall_checks(dsn: str, mart: str) -> None:
         cur.execute("SELECT version FROM bioloupe_views.mart WHERE name = %s", (mart,))
         checks.install(cur, definitions.get(mart).version(cur.fetchone()[0]))
     conn.close()
+
+
+def _build_reference(conn) -> None:
+    """The seed's SQL as temp tables ref_<mart>; dependents read ref_mv_development_programs."""
+    with conn.cursor() as cur:
+        for mart in ["mv_development_programs", *[m for m in MARTS if m != "mv_development_programs"]]:
+            cur.execute(f"DROP TABLE IF EXISTS ref_{mart}")
+            cur.execute(f"CREATE TEMP TABLE ref_{mart} AS {(REFERENCE_SQL / f'{mart}.sql').read_text()}")
+
+
+def _columns(conn, relation: str) -> list[tuple[str, str]]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                    " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
+                    " ORDER BY attnum", (relation,))
+        return cur.fetchall()
+
+
+def _differences(conn, mart: str) -> tuple[int, int, int]:
+    """(rows in the mart not in the reference, the reverse, reference size), as multisets."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT (SELECT count(*) FROM (SELECT * FROM public.{mart} EXCEPT ALL"
+                    f" SELECT * FROM ref_{mart}) a), (SELECT count(*) FROM (SELECT * FROM ref_{mart}"
+                    f" EXCEPT ALL SELECT * FROM public.{mart}) b), (SELECT count(*) FROM ref_{mart})")
+        return cur.fetchone()
+
+
+def assert_equal_to_seed(conn) -> None:
+    """Every mart equals the seed's SQL (tests/reference/) on the same sources, row for row."""
+    _build_reference(conn)
+    for mart in MARTS:
+        assert _columns(conn, f"public.{mart}") == _columns(conn, f"ref_{mart}"), mart
+        extra, missing, total = _differences(conn, mart)
+        assert (extra, missing) == (0, 0), f"{mart}: {extra} extra rows, {missing} missing rows"
+        assert total > 0, f"{mart}: the reference is empty, the comparison proves nothing"

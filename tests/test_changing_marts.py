@@ -124,7 +124,7 @@ def add_surroundings(sql) -> None:
     sql(f"CREATE UNIQUE INDEX mv_programs_by_disease_key ON {name} (disease_id)")
     sql(f"CREATE INDEX mv_programs_by_disease_rank ON {name} (best_rank DESC)")
     sql(f"COMMENT ON MATERIALIZED VIEW {name} IS 'programs per disease'")
-    sql(f"COMMENT ON INDEX reporting.mv_programs_by_disease_rank IS 'for the league table'")
+    sql("COMMENT ON INDEX reporting.mv_programs_by_disease_rank IS 'for the league table'")
     sql(f"GRANT SELECT (disease_id, programs) ON {name} TO {READER}")
     sql(f"CREATE VIEW public.v_landscape_late WITH (security_barrier = true) AS "
         f"{UNMANAGED['public.v_landscape_late']}")

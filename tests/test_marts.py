@@ -3,50 +3,15 @@ exactly the rows of the seed's SQL (tests/reference/), before and after source c
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import psycopg2
-import pytest
 
 from bioloupe_views import contract, definitions
 from bioloupe_views.dev import synthetic
 
-REFERENCE = Path(__file__).parent / "reference"
-MARTS = list(definitions.marts())
+from tests.conftest import MARTS, assert_equal_to_seed
 
 
-def _build_reference(conn) -> None:
-    """The seed's SQL as temp tables ref_<mart>; dependents read ref_mv_development_programs."""
-    with conn.cursor() as cur:
-        for mart in ["mv_development_programs", *[m for m in MARTS if m != "mv_development_programs"]]:
-            cur.execute(f"DROP TABLE IF EXISTS ref_{mart}")
-            cur.execute(f"CREATE TEMP TABLE ref_{mart} AS {(REFERENCE / f'{mart}.sql').read_text()}")
-
-
-def _columns(conn, relation: str) -> list[tuple[str, str]]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-                    " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
-                    " ORDER BY attnum", (relation,))
-        return cur.fetchall()
-
-
-def _differences(conn, mart: str) -> tuple[int, int, int]:
-    """(rows in the mart not in the reference, the reverse, reference size), as multisets."""
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT (SELECT count(*) FROM (SELECT * FROM public.{mart} EXCEPT ALL"
-                    f" SELECT * FROM ref_{mart}) a), (SELECT count(*) FROM (SELECT * FROM ref_{mart}"
-                    f" EXCEPT ALL SELECT * FROM public.{mart}) b), (SELECT count(*) FROM ref_{mart})")
-        return cur.fetchone()
-
-
-def _assert_identical(conn) -> None:
-    _build_reference(conn)
-    for mart in MARTS:
-        assert _columns(conn, f"public.{mart}") == _columns(conn, f"ref_{mart}"), mart
-        extra, missing, total = _differences(conn, mart)
-        assert (extra, missing) == (0, 0), f"{mart}: {extra} extra rows, {missing} missing rows"
-        assert total > 0, f"{mart}: the reference is empty, the comparison proves nothing"
 
 
 def test_upgrade_creates_five_populated_marts_with_their_indexes(sql):
@@ -68,7 +33,7 @@ def test_upgrade_creates_five_populated_marts_with_their_indexes(sql):
 def test_marts_match_the_seed_sql_row_for_row(dsn):
     conn = psycopg2.connect(dsn)
     try:
-        _assert_identical(conn)
+        assert_equal_to_seed(conn)
     finally:
         conn.close()
 
@@ -86,7 +51,7 @@ def test_marts_match_after_source_changes_and_a_refresh(dsn, cli):
         with conn.cursor() as cur:
             cur.execute("SELECT md5(string_agg(t::text, '' ORDER BY t::text)) FROM public.mv_development_programs t")
             assert cur.fetchone()[0] != fingerprint_before, "the mutation changed nothing"
-        _assert_identical(conn)
+        assert_equal_to_seed(conn)
     finally:
         conn.close()
 

@@ -34,6 +34,7 @@ class Finding:
     marts: list[str]
     reasons: list[str]
     existing: str | None       # the name of the index that serves it, if any
+    schema: str = contract.DEFAULT_SCHEMA  # the source schema the table was looked up in
 
     @property
     def label(self) -> str:
@@ -53,21 +54,25 @@ def wanted() -> list[Finding]:
     return list(found.values())
 
 
-def diagnose(conn) -> list[Finding]:
-    """The wanted source indexes, each with the existing index that serves it (or None)."""
+def diagnose(conn) -> tuple[str, list[Finding]]:
+    """The source schema, and the wanted source indexes, each with the existing index that
+    serves it (or None)."""
     findings = wanted()
-    problems = contract.missing(conn)
+    with conn.cursor() as cur:
+        schema = contract.resolve(cur, contract.configured())
+    problems = contract.missing(conn, schema)
     absent = sorted({f.table for f in findings if f.table in problems})
     if absent:
-        raise ContractError(contract.describe_missing(problems))
+        raise ContractError(contract.describe_missing(problems, schema))
     query = SOURCE_INDEX_QUERY.read_text()
     with conn.cursor() as cur:
         for finding in findings:
-            cur.execute(query, {"schema": contract.SOURCE_SCHEMA, "table": finding.table,
+            finding.schema = schema
+            cur.execute(query, {"schema": schema, "table": finding.table,
                                 "columns": list(finding.columns)})
             row = cur.fetchone()
             finding.existing = row[0] if row else None
-    return findings
+    return schema, findings
 
 
 def create_statement(conn, finding: Finding) -> str:
@@ -75,7 +80,7 @@ def create_statement(conn, finding: Finding) -> str:
     name = f"{finding.table}_{'_'.join(finding.columns)}_idx"[:63]
     return sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {schema}.{table} ({columns});").format(
         name=sql.Identifier(name),
-        schema=sql.Identifier(contract.SOURCE_SCHEMA),
+        schema=sql.Identifier(finding.schema),
         table=sql.Identifier(finding.table),
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in finding.columns),
     ).as_string(conn)
@@ -89,12 +94,12 @@ def doctor_command(dsn):
     dsn = resolve_dsn(dsn)
     conn = connect(dsn)
     try:
-        findings = diagnose(conn)
+        schema, findings = diagnose(conn)
         statements = [create_statement(conn, f) for f in findings if f.existing is None]
     finally:
         conn.close()
     click.echo(f"Source indexes the marts' query plans use, on {describe(dsn)} "
-               f"(schema {contract.SOURCE_SCHEMA}):")
+               f"(schema {schema}):")
     if not findings:
         click.echo("  none: every mart's plan needs only the sources' primary keys")
     for f in findings:

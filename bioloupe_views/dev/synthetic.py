@@ -9,18 +9,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from psycopg2 import sql
+
 from .. import contract
 
 GENERATE_SQL = Path(__file__).parent / "generate.sql"
 MUTATE_SQL = Path(__file__).parent / "mutate.sql"
 
 
-def load(conn, scale: float = 1.0) -> None:
-    """Create the source tables and fill them (throwaway databases only)."""
-    contract.create_tables(conn)
+def load(conn, scale: float = 1.0, schema: str = contract.DEFAULT_SCHEMA) -> None:
+    """Create the source tables in `schema` and fill them (throwaway databases only)."""
+    contract.create_tables(conn, schema)
     with conn.cursor() as cur:
         cur.execute("SELECT set_config('bioloupe.scale', %s, false)", (str(scale),))
-        cur.execute(GENERATE_SQL.read_text())
+        cur.execute("SELECT current_setting('search_path')")
+        previous = cur.fetchone()[0]
+        cur.execute("SELECT set_config('search_path', %s, false)",
+                    (sql.Identifier(schema).as_string(cur),))
+        try:
+            cur.execute(GENERATE_SQL.read_text())
+        finally:
+            cur.execute("SELECT set_config('search_path', %s, false)", (previous,))
 
 
 def mutate(conn) -> None:
