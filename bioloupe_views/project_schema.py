@@ -101,8 +101,14 @@ def change_statements(from_version: int, to_version: int) -> list[sql.Composable
     step = (_version_dir(to_version) / "upgrade.sql" if to_version > from_version
             else _version_dir(from_version) / "downgrade.sql")
     drops = [r.drop_statement() for r in reversed(routines(from_version))]
-    return [*drops, step.read_text(), *(r.path.read_text() for r in routines(to_version)),
+    tables = [step.read_text()] if _has_statements(step.read_text()) else []
+    return [*drops, *tables, *(r.path.read_text() for r in routines(to_version)),
             *_privileges(to_version)]
+
+
+def _has_statements(text: str) -> bool:
+    """False for a step that is only comments (a version that changes routines alone)."""
+    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
 
 
 def drop_statements() -> list[sql.Composable | str]:
