@@ -11,7 +11,7 @@ The generic tests are templates in sql/_checks/<test>.sql, written like dbt's ow
 a version declares them in its mart.toml. Singular checks are the version's checks/*.sql.
 
 The migration that creates or replaces a mart at version N installs N's checks
-(`install`): each becomes a view in bioloupe_views_checks (relation_name()), created and owned by
+(`install`): each becomes a view in bioloupe_views_checks (definitions.check_relation()), created and owned by
 the migration's role with a pinned search_path, and a row in bioloupe_views.mart_check. So
 what a check runs is fixed when it is migrated, and no role that runs checks can change it.
 Every runner (refresh-views, pg_cron, `check`, the pytest plugin, Dagster) runs them through
@@ -20,13 +20,12 @@ the database's bioloupe_views.run_checks().
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from . import definitions
+from . import definitions, fast_checks
 from .errors import UserError
 from .definitions import in_project
 
@@ -42,6 +41,8 @@ class Check:
     test: str  # one of GENERIC_TESTS, or "singular"
     severity: str
     sql: str
+    column: str | None = None  # a generic test's column expression
+    values: str | None = None  # accepted_values: the list, as SQL literals
 
 
 def _literal(value) -> str:
@@ -79,7 +80,8 @@ def _generic(version: definitions.MartVersion, decl: dict) -> Check:
         name += f"__{decl['field']}__{decl['to']}"
     template = (definitions.SQL_DIR / "_checks" / f"{test}.sql").read_text()
     return Check(decl.get("name", name), version.mart, test,
-                 _severity(decl.get("severity"), name), _render(template, values))
+                 _severity(decl.get("severity"), name), _render(template, values),
+                 column=column, values=values.get("values"))
 
 
 def _singular(version: definitions.MartVersion, path) -> Check:
@@ -101,14 +103,6 @@ def compile_version(version: definitions.MartVersion) -> list[Check]:
     result = [_generic(version, decl) for decl in version.check_declarations]
     result += [_singular(version, path) for path in version.singular_check_files]
     return result
-
-
-def relation_name(check_name: str) -> str:
-    """The name of a check's view: the check's own name, or, past PostgreSQL's 63 bytes, its
-    first 54 characters and a hash of the whole."""
-    if len(check_name.encode()) <= 63:
-        return check_name
-    return f"{check_name[:54]}_{hashlib.md5(check_name.encode()).hexdigest()[:8]}"
 
 
 def compile_all() -> list[Check]:
@@ -150,6 +144,8 @@ def uninstall(cur, mart: str) -> None:
     """Remove the checks of `mart`, whatever version they belong to."""
     registry = _registry(cur)
     if registry == "views":
+        if fast_checks.supported(cur):
+            fast_checks.uninstall(cur, mart)
         cur.execute(in_project("SELECT relation FROM {project}.mart_check WHERE mart = %s"), (mart,))
         for (name,) in cur.fetchall():
             cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(
@@ -160,12 +156,15 @@ def uninstall(cur, mart: str) -> None:
 
 
 def install(cur, version: definitions.MartVersion) -> list[Check]:
-    """Replace the checks of the version's mart with the version's own. Run by the
-    migration's role, in its transaction."""
+    """Replace the checks of the version's mart with the version's own, then, where the
+    project schema runs them so (v3 on), batch its column checks and record the checks its
+    unique indexes imply (fast_checks.py). Run by the migration's role, in its transaction."""
     compiled = compile_version(version)
     uninstall(cur, version.mart)
     for check in compiled:
         add(cur, check, version.number)
+    if _registry(cur) == "views" and fast_checks.supported(cur):
+        fast_checks.install(cur, version, compiled)
     return compiled
 
 
@@ -188,7 +187,7 @@ def add(cur, check: Check, version: int) -> None:
                     " (name, mart, version, test, severity, position, relation)"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s)"),
                     (check.name, check.mart, version, check.test, check.severity, position,
-                     relation_name(check.name)))
+                     definitions.check_relation(check.name)))
     else:
         cur.execute(in_project("INSERT INTO {project}.check_definition"
                     " (name, mart, test, severity, position, sql)"
@@ -201,7 +200,7 @@ def _create_view(cur, check: Check) -> None:
     other role can write to ahead of the marts and sources."""
     with definitions.binding_search_path(cur):
         cur.execute(definitions.create_view_statement(
-            sql.Identifier(definitions.CHECKS_SCHEMA, relation_name(check.name)), check.sql,
+            sql.Identifier(definitions.CHECKS_SCHEMA, definitions.check_relation(check.name)), check.sql,
             materialized=False))
 
 

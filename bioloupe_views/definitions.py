@@ -15,6 +15,7 @@ from its own catalog (bioloupe_views.refresh_order).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ MART_SCHEMA = "public"
 PROJECT_SCHEMA = "bioloupe_views"
 CHECKS_SCHEMA = "bioloupe_views_checks"
 _VERSION_DIR = re.compile(r"^v(\d+)$")
+
+
+def check_relation(check_name: str) -> str:
+    """The name of a check's view in CHECKS_SCHEMA: the check's own name, or, past
+    PostgreSQL's 63 bytes, its first 54 characters and a hash of the whole."""
+    if len(check_name.encode()) <= 63:
+        return check_name
+    return f"{check_name[:54]}_{hashlib.md5(check_name.encode()).hexdigest()[:8]}"
 
 
 def in_project(statement: str) -> sql.Composed:

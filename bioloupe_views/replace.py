@@ -35,7 +35,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from . import checks, definitions, durations
+from . import checks, definitions, durations, fast_checks
 from . import dependents as deps
 from .errors import UserError
 from .definitions import in_project
@@ -220,6 +220,9 @@ class _Replacer:
                         " FROM {project}.mart_check WHERE mart = %s"),
                         (definitions.CHECKS_SCHEMA, self.mart.name))
             own_checks = {oid for (oid,) in cur.fetchall()}
+            cur.execute("SELECT to_regclass(%s)::oid", (sql.Identifier(
+                definitions.CHECKS_SCHEMA, fast_checks.batch_relation(self.mart.name)).as_string(cur),))
+            own_checks.add(cur.fetchone()[0])
         return [(oid, depth) for oid, depth in deps.find(cur, root_oid) if oid not in own_checks]
 
     def _create_root(self, schema: str | None) -> int:

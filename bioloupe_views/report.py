@@ -30,6 +30,8 @@ def check_line(check: dict) -> str:
     status = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}[check["status"]]
     if check["status"] == "error":
         detail = f"[ERROR: {check.get('error')}]"
+    elif check["status"] == "pass" and (check.get("note") or "").startswith("implied"):
+        detail = f"[PASS: {check['note']}]"
     elif check["status"] == "pass":
         detail = "[PASS]"
     else:

@@ -176,7 +176,7 @@ def _compare_checks(conn, result: MartDrift, target: definitions.MartVersion) ->
         severity, version, oid = installed[name]
         if oid is None:
             result.problems.append(f"check {name}: its view {definitions.CHECKS_SCHEMA}."
-                                   f"{checks.relation_name(name)} is missing")
+                                   f"{definitions.check_relation(name)} is missing")
             continue
         if severity != check.severity or version != target.number:
             result.problems.append(f"check {name} differs: declared severity {check.severity} "

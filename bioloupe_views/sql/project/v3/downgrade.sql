@@ -4,4 +4,9 @@
 -- (filled in by the changed-only change)
 
 -- == checks: batched column checks, checks implied by an index ===========================
--- (filled in by the checks change)
+-- (the batch views are dropped with the checks before this runs)
+ALTER TABLE bioloupe_views.mart_check
+    DROP COLUMN batch_relation,
+    DROP COLUMN batch_column,
+    DROP COLUMN implied_by,
+    DROP COLUMN implied_columns;
