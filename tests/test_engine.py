@@ -219,3 +219,27 @@ def test_the_same_rows_whatever_the_client_session_time_zone(dsn, cli, sql):
     assert fingerprint() == default
     assert sql("SELECT name, value FROM bioloupe_views.refresh_setting") == [
         ("TimeZone", sql("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")[0][0])]
+
+
+def test_the_longest_critical_path_is_queued_first(dsn, sql, cli):
+    """On few cores the mart that others wait for starts first: the queue orders marts by
+    their last refresh times plus the longest chain waiting on them, not by name."""
+    first = cli(dsn=dsn, executable="refresh-views")  # some history to learn from
+    assert first.returncode == 0, first.stdout + first.stderr
+    last = {"mv_drug_trials": 1, "mv_efficacy_evidence": 5, "mv_development_programs": 4,
+            "mv_competitive_landscape": 3, "mv_drug_pipeline": 0.5}
+    for mart, seconds in last.items():
+        sql("UPDATE bioloupe_views.run_log SET duration_seconds = %s WHERE id ="
+            " (SELECT max(id) FROM bioloupe_views.run_log WHERE mart = %s AND status = 'success')",
+            (seconds, mart))
+    # programs holds up landscape (4 + 3 = 7 s): before efficacy (5 s), before trials (1 s).
+    assert dict(sql("SELECT mart, seconds FROM bioloupe_views.refresh_priority")) == {
+        "mv_development_programs": 7, "mv_efficacy_evidence": 5, "mv_competitive_landscape": 3,
+        "mv_drug_trials": 1, "mv_drug_pipeline": 0.5}
+    result = cli("--threads", "1", dsn=dsn, executable="refresh-views")
+    assert result.returncode == 0, result.stdout + result.stderr
+    order = [m for (m,) in sql(
+        "SELECT mart FROM bioloupe_views.run_log WHERE run_id = (SELECT run_id FROM"
+        " bioloupe_views.run ORDER BY started_at DESC LIMIT 1) ORDER BY position")]
+    assert order == ["mv_development_programs", "mv_efficacy_evidence",
+                     "mv_competitive_landscape", "mv_drug_trials", "mv_drug_pipeline"]
