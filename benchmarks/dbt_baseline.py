@@ -35,10 +35,11 @@ def executable() -> Path | None:
     return Path(found) if found else None
 
 
-def build(dbt: Path, env: dict, work: Path, label: str, timeout: float) -> processes.Finished:
+def build(dbt: Path, env: dict, work: Path, label: str, timeout: float,
+          postmaster: int | None = None) -> processes.Finished:
     command = [str(dbt), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
                "--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    return processes.run(command, env, PROJECT, work / f"{label}.log", timeout)
+    return processes.run(command, env, PROJECT, work / f"{label}.log", timeout, postmaster)
 
 
 def compare(conn) -> dict[str, dict]:

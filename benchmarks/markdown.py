@@ -37,10 +37,25 @@ def render(results: dict) -> str:
                      f"{_s(r.get('floor_indexes_s'))} | {_s(r['plain_s'])} "
                      f"({r['plain_ratio']:.2f}x) | {_s(r['concurrent_s'])} "
                      f"({r['concurrent_ratio']:.2f}x) |")
-    lines += ["", "| end to end | wall | peak RSS |", "|---|---:|---:|"]
+    lines += ["", "| end to end | wall | client CPU | server CPU | peak RSS |",
+              "|---|---:|---:|---:|---:|"]
     for name, r in results["end_to_end"].items():
         if r.get("seconds") is not None:
-            lines.append(f"| {name} | {_s(r['seconds'])} | {r['peak_rss_mb']} MB |")
+            lines.append(f"| {name} | {_s(r['seconds'])} | {_s(r.get('cpu_seconds'))} | "
+                         f"{_s(r.get('server_cpu_seconds'))} | {r['peak_rss_mb']} MB |")
+    scenarios = results.get("changed_only") or {}
+    if "skipped" not in scenarios and scenarios:
+        lines += ["", "| refresh-views --changed-only after ... | wall | client CPU | server CPU "
+                      "| refreshed | unchanged | rows off afterwards |",
+                  "|---|---:|---:|---:|---|---|---:|"]
+        for label, sc in scenarios.items():
+            run = sc["run"]
+            done = [m for m, st in sc["statuses"].items() if st != "unchanged"]
+            kept = [m for m, st in sc["statuses"].items() if st == "unchanged"]
+            off = sum(d["extra"] + d["missing"] for d in sc["differences"].values())
+            lines.append(f"| {label} | {_s(run['seconds'])} | {_s(run.get('cpu_seconds'))} | "
+                         f"{_s(run.get('server_cpu_seconds'))} | {', '.join(done) or '-'} | "
+                         f"{', '.join(kept) or '-'} | {off} |")
     lines += ["", "| app reads while ... | reads | p50 ms | p99 ms | max ms | > 100 ms |",
               "|---|---:|---:|---:|---:|---:|"]
     for phase, r in results["reads"].items():

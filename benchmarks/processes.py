@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cpu
+
 
 @dataclass
 class Finished:
@@ -22,9 +24,13 @@ class Finished:
     seconds: float
     peak_rss_mb: float
     output_tail: str
+    cpu_seconds: float = 0.0         # the client process (and its threads and children)
+    server_cpu_seconds: float | None = None  # the database server, meanwhile (cpu.py)
 
 
-def run(command: list[str], env: dict, cwd: Path, log_file: Path, timeout: float) -> Finished:
+def run(command: list[str], env: dict, cwd: Path, log_file: Path, timeout: float,
+        postmaster: int | None = None) -> Finished:
+    server_before = cpu.server_seconds(postmaster) if postmaster else None
     t0 = time.monotonic()
     with open(log_file, "w") as out:
         proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -32,18 +38,20 @@ def run(command: list[str], env: dict, cwd: Path, log_file: Path, timeout: float
         peak_kb = 0
         while True:
             peak_kb = max(peak_kb, _high_water_kb(proc.pid))
-            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
                 proc.kill()
-                pid, status, _usage = os.wait4(proc.pid, 0)
+                pid, status, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.02)
     seconds = time.monotonic() - t0
+    server = None if postmaster is None else round(cpu.server_seconds(postmaster) - server_before, 2)
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
     tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
-    return Finished(command, proc.returncode, round(seconds, 3), round(peak_kb / 1024, 1), tail)
+    return Finished(command, proc.returncode, round(seconds, 3), round(peak_kb / 1024, 1), tail,
+                    round(usage.ru_utime + usage.ru_stime, 2), server)
 
 
 def _high_water_kb(pid: int) -> int:

@@ -10,9 +10,12 @@ Phases, all on one throwaway server, in one run:
     with the default, app reads running, wall time and the process's peak memory;
  6. `dbt build` of the seed's project twice (the first creates its tables), reads on dbt's
     tables during the second; dbt's tables compared with our marts row for row;
- 7. a side-by-side replacement of mv_development_programs (and its dependents), reads
+ 7. `refresh-views --changed-only` with the sources tracked: nothing changed, one table
+    changed, a day of changes; reads running, the marts compared with their queries after;
+ 8. a side-by-side replacement of mv_development_programs (and its dependents), reads
     running, when bioloupe_views.replace offers it;
- 8. app reads while idle again, to show how steady the machine was.
+ 9. app reads while idle again, to show how steady the machine was.
+Every command run is timed by wall clock, its own CPU and the server's CPU (cpu.py).
 Writes benchmarks/results/scale-<scale>-<timestamp>.json and .png, and checks the targets.
 """
 
@@ -38,7 +41,8 @@ from bioloupe_views.dev import synthetic  # noqa: E402
 from bioloupe_views.db import connect  # noqa: E402
 from bioloupe_views.dev.pgserver import ThrowawayServer  # noqa: E402
 
-from benchmarks import chart, dbt_baseline, marts, processes, readers  # noqa: E402
+from benchmarks import (chart, changed_only, cpu, dbt_baseline, marts, processes,  # noqa: E402
+                        readers)
 
 ROOT = Path(__file__).resolve().parent.parent
 DBNAME = "bench"
@@ -46,7 +50,8 @@ SERVER_SETTINGS = ("server_version", "shared_buffers", "work_mem", "maintenance_
                    "max_parallel_workers_per_gather", "max_parallel_maintenance_workers", "jit",
                    "wal_level", "fsync", "synchronous_commit")
 TARGETS = {"plain_ratio": 1.2, "concurrent_ratio": 2.5, "read_p99_vs_idle": 3.0,
-           "slow_reads": 0, "cli_peak_rss_mb": 150}
+           "slow_reads": 0, "cli_peak_rss_mb": 150, "vs_dbt": 0.8, "checks_share": 0.15,
+           "unchanged_seconds": 1.0}
 
 
 def log(text: str) -> None:
@@ -80,13 +85,14 @@ def table_rows(conn) -> dict[str, int]:
 
 
 def refresh_views(env, work: Path, threads: int | None, timeout: float,
-                  label: str | None = None, extra: list[str] | None = None) -> dict:
+                  label: str | None = None, extra: list[str] | None = None,
+                  postmaster: int | None = None) -> dict:
     exe = Path(sys.executable).parent / "refresh-views"
     label = label or f"refresh-views-threads-{threads or 'default'}"
     json_path = work / f"{label}.json"
     command = [str(exe), "--json", str(json_path)] + (["--threads", str(threads)] if threads else [])
     command += extra or []
-    done = processes.run(command, env, ROOT, work / f"{label}.log", timeout)
+    done = processes.run(command, env, ROOT, work / f"{label}.log", timeout, postmaster)
     result = dataclasses.asdict(done)
     result["command"] = " ".join(["refresh-views"] + command[1:]).replace(str(work) + "/", "")
     if json_path.exists():
@@ -137,7 +143,24 @@ def evaluate(results: dict) -> list[dict]:
     ours = e2e.get("refresh-views (default threads)", {}).get("seconds")
     theirs = e2e.get("dbt build", {}).get("seconds")
     if ours is not None and theirs is not None:
-        add("refresh-views wall time <= dbt build", f"<= {theirs}s", ours, ours <= theirs)
+        goal = round(TARGETS["vs_dbt"] * theirs, 1)
+        add(f"refresh-views wall time <= {TARGETS['vs_dbt']}x dbt build", f"<= {goal}s", ours,
+            ours <= goal, f"{ours / theirs:.2f}x dbt build")
+    no_check = e2e.get("refresh-views --no-check", {}).get("seconds")
+    if ours and no_check is not None:
+        share = round(max(0.0, ours - no_check) / ours, 3)
+        add("checks' share of the run (default minus --no-check)",
+            f"<= {TARGETS['checks_share']:.0%}", f"{share:.0%}", share <= TARGETS["checks_share"])
+    for label, sc in (results.get("changed_only") or {}).items():
+        if not isinstance(sc, dict) or "run" not in sc:
+            continue
+        off = sum(d["extra"] + d["missing"] for d in sc["differences"].values())
+        add(f"--changed-only after {label}: rows equal the marts' queries", "0 rows off", off,
+            off == 0 and sc["run"]["exit_code"] == 0)
+        if label == "nothing changed":
+            seconds = sc["run"]["seconds"]
+            add("--changed-only with nothing changed", f"< {TARGETS['unchanged_seconds']}s",
+                seconds, seconds < TARGETS["unchanged_seconds"])
     idle_p99 = results["reads"]["idle"]["all"]["p99_ms"]
     for phase in ("refresh-views_threads_1", "refresh-views_default"):
         reads = results["reads"].get(phase)
@@ -239,13 +262,14 @@ def main(argv=None) -> int:
         results["reads"]["idle"] = readers.idle(dsn, queries, args.idle_seconds)
 
         env = processes.user_env(server, DBNAME)
+        postmaster = cpu.postmaster_pid(server.datadir)
         results["end_to_end"] = {}
         for threads, name, phase in ((1, "refresh-views --threads 1", "refresh-views_threads_1"),
                                      (None, "refresh-views (default threads)", "refresh-views_default")):
             mutate()
             log(f"{name}, after a batch of source changes, with app reads")
             outcome, reads = with_reads(dsn, queries, lambda t=threads: refresh_views(
-                env, work, t, args.timeout))
+                env, work, t, args.timeout, postmaster=postmaster))
             results["end_to_end"][name] = outcome
             results["reads"][phase] = reads
             log(f"  exit {outcome['exit_code']} in {outcome['seconds']:.1f}s, "
@@ -254,7 +278,7 @@ def main(argv=None) -> int:
         mutate()
         log("refresh-views --no-check (for the cost of the checks alone; no reads)")
         no_check = refresh_views(env, work, None, args.timeout, label="refresh-views-no-check",
-                                 extra=["--no-check"])
+                                 extra=["--no-check"], postmaster=postmaster)
         results["end_to_end"]["refresh-views --no-check"] = no_check
         log(f"  exit {no_check['exit_code']} in {no_check['seconds']:.1f}s")
         results["load_average"]["after_refresh_views"] = os.getloadavg()
@@ -262,7 +286,8 @@ def main(argv=None) -> int:
         if dbt:
             mutate()
             log("dbt build of the seed's project (first build: creates dbt_bench's tables)")
-            first = dataclasses.asdict(dbt_baseline.build(dbt, env, work, "dbt-build-1", args.timeout))
+            first = dataclasses.asdict(dbt_baseline.build(dbt, env, work, "dbt-build-1", args.timeout,
+                                                            postmaster))
             results["end_to_end"]["dbt build (first)"] = first
             log(f"  exit {first['exit_code']} in {first['seconds']:.1f}s")
             if first["exit_code"] == 0:
@@ -270,7 +295,7 @@ def main(argv=None) -> int:
                 mutate()
                 log("dbt build again, after a batch of source changes, with app reads on dbt's tables")
                 second, reads = with_reads(dsn, dbt_queries, lambda: dataclasses.asdict(
-                    dbt_baseline.build(dbt, env, work, "dbt-build-2", args.timeout)))
+                    dbt_baseline.build(dbt, env, work, "dbt-build-2", args.timeout, postmaster)))
                 results["end_to_end"]["dbt build"] = second
                 results["reads"]["dbt_build"] = reads
                 log(f"  exit {second['exit_code']} in {second['seconds']:.1f}s; reads p99 "
@@ -283,6 +308,34 @@ def main(argv=None) -> int:
                 log(f"  {results['dbt_matches_marts']}")
         else:
             results["end_to_end"]["dbt build"] = {"skipped": "dbt not installed or --no-dbt"}
+
+        if changed_only.supported():
+            log("--changed-only: tracking the sources, then a full refresh to start from")
+            tracked = changed_only.track_sources(env)
+            if tracked.returncode != 0:
+                log(f"  track-sources failed: {tracked.stdout}{tracked.stderr}")
+            refresh_views(env, work, None, args.timeout, label="refresh-views-before-changed-only")
+
+            def change_one_table():
+                with conn.cursor() as cur:
+                    cur.execute(changed_only.ONE_TABLE_CHANGE)
+
+            def refresh_changed(label):
+                slug = "".join(c if c.isalnum() else "-" for c in label)
+                return refresh_views(env, work, None, args.timeout, label=f"changed-only-{slug}",
+                                     extra=["--changed-only"], postmaster=postmaster)
+            scenarios = {"nothing changed": lambda: None,
+                         f"one table changed ({changed_only.ONE_TABLE})": change_one_table,
+                         "a day of changes": mutate}
+            results["changed_only"] = changed_only.measure(
+                conn, scenarios, refresh_changed, lambda action: with_reads(dsn, queries, action))
+            for label, scenario in results["changed_only"].items():
+                results["reads"][f"changed-only: {label}"] = scenario["reads"]
+                log(f"  {label}: exit {scenario['run']['exit_code']} in "
+                    f"{scenario['run']['seconds']:.1f}s; {scenario['statuses']}; "
+                    f"rows off: {sum(d['extra'] + d['missing'] for d in scenario['differences'].values())}")
+        else:
+            results["changed_only"] = {"skipped": "refresh-views has no --changed-only"}
 
         log("side-by-side replacement of mv_development_programs, with app reads")
         swap, reads = side_by_side(conn, dsn, queries)
