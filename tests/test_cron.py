@@ -375,9 +375,13 @@ def test_pg_cron_fires_the_job_on_its_own(cron_dsn, cli):
             cron_dsn, "SELECT run_id, trigger, status FROM bioloupe_views.run"
                       " WHERE pid = %s AND started_at >= %s", (pid, since))
         assert (trigger, run_status) == ("pg_cron", "success")
-        order = _query(cron_dsn, "SELECT mart FROM bioloupe_views.refresh_order ORDER BY level, mart")
+        # Every mart, refreshed by the one worker in its queue's order (start_run's).
+        marts = _query(cron_dsn, "SELECT mart FROM bioloupe_views.refresh_order ORDER BY mart")
+        queued = _query(cron_dsn, "SELECT mart FROM bioloupe_views.run_log WHERE run_id = %s"
+                                  " ORDER BY position", (run_id,))
+        assert sorted(queued) == marts
         assert _query(cron_dsn, "SELECT mart, status FROM bioloupe_views.run_log WHERE run_id = %s"
-                                " ORDER BY id", (run_id,)) == [(m, "success") for (m,) in order]
+                                " ORDER BY ended_at", (run_id,)) == [(m, "success") for (m,) in queued]
         assert _query(cron_dsn, "SELECT DISTINCT drug_name FROM public.mv_drug_pipeline WHERE"
                                 " drug_id = %s", (drug_id,)) == [("Renamed for pg_cron",)]
         shown = json.loads(cli("cron", "status", "--json", dsn=cron_dsn).stdout)["runs"]
