@@ -37,8 +37,8 @@ setup() {
         echo "==> Creating the virtual environment .venv"
         python3 -m venv .venv
     fi
-    echo "==> Installing bioloupe-views and its test dependencies into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+    echo "==> Installing bioloupe-views, its test dependencies and the Dagster extra into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test,dagster]'
     install_server_wheels
 }
 
