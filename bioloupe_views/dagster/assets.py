@@ -139,13 +139,15 @@ def build_marts_asset(translator: BioloupeTranslator | None = None,
     def _refresh(context, resource, dsn, marts, selected_checks):
         if not marts:
             return
-        outcome = engine.run(dsn, tuple(marts), (), resource.options(context.run_id),
+        outcome = engine.run(dsn, tuple(marts), (), resource.options(context.run.run_id),
                              _LogReporter(context.log))
         results = {r.mart: r for r in outcome.results}
+        # The engine's results come in refresh order, which Dagster requires (upstream first).
+        ordered = [r.mart for r in outcome.results] + [m for m in marts if m not in results]
         conn = connect(dsn)
         try:
             with conn.cursor() as cur:
-                for mart in marts:
+                for mart in ordered:
                     key, result = translator.get_asset_key(mart), results.get(mart)
                     if result and result.status == "success":
                         yield dg.MaterializeResult(asset_key=key, metadata={
@@ -159,6 +161,11 @@ def build_marts_asset(translator: BioloupeTranslator | None = None,
                     for check in result.checks if result else []:
                         if check["name"] in selected_checks:
                             yield _check_result(key, check)
+                        elif check["name"] not in declared:
+                            context.log.warning(
+                                f"check {check['name']} of {mart} is installed in the database "
+                                f"but not in these definitions ({check['status']}): deploy the "
+                                "code that matches the migrated database")
                     reason = (f"{mart} {result.status}: {result.error or 'no checks ran'}"
                               if result else f"{mart} was not refreshed")
                     for check in lineage.marts()[mart].checks:
