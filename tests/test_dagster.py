@@ -264,3 +264,29 @@ def test_definitions_validate_with_the_database_down(tmp_path):
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_automation_and_freshness_options():
+    from datetime import timedelta
+
+    graph = default_defs.resolve_asset_graph()
+    labels = str(graph.get(key(ROOT_MART)).automation_condition)
+    assert "eager" in labels and "all_deps_blocking_checks_passed" in labels
+    defs = build_definitions(on_cron="0 3 * * *",
+                             freshness_policy=dg.FreshnessPolicy.time_window(
+                                 fail_window=timedelta(hours=26)))
+    dg.Definitions.validate_loadable(defs)
+    node = defs.resolve_asset_graph().get(key(ROOT_MART))
+    assert "on_cron(0 3 * * *, UTC)" in str(node.automation_condition)
+    assert node.freshness_policy is not None
+    assert build_definitions(automation=None).resolve_asset_graph().get(
+        key(ROOT_MART)).automation_condition is None
+
+
+def test_a_missing_database_setting_fails_the_step_with_one_line(monkeypatch):
+    for name in [n for n in os.environ if n.startswith(("BIOLOUPE_", "PG"))]:
+        monkeypatch.delenv(name)
+    result = _materialize(build_definitions(), selection=[key("mv_drug_trials")])
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "no database configured: set BIOLOUPE_DATABASE_URL" in message
