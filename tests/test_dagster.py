@@ -233,6 +233,10 @@ def test_a_cli_run_holding_the_lock_makes_the_step_wait_then_fail(dsn, sql, cli)
     assert waited >= 2
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "(cli)" in message and "waited 2s" in message and "lock_wait" in message, message
+    checks = _check_results(result)
+    assert len(checks) == 40 and not any(c.passed for c in checks.values())
+    reason = {c.metadata["reason"].value for c in checks.values()}
+    assert len(reason) == 1 and "(cli)" in reason.pop()
     assert sql("SELECT count(*) FROM bioloupe_views.run WHERE trigger = 'dagster'") == [(0,)]
 
 

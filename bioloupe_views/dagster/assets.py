@@ -15,6 +15,7 @@ or failed before its checks reports them as failed, "not run".
 
 # No `from __future__ import annotations`: Dagster reads the compute function's annotations
 # (context and resource types) at definition time.
+import itertools
 from collections.abc import Iterator
 
 import dagster as dg
@@ -121,20 +122,26 @@ def build_marts_asset(translator: BioloupeTranslator | None = None,
                              bioloupe_views: BioloupeViewsResource) -> Iterator:
         selected_checks = {k.name for k in context.selected_asset_check_keys}
         marts = [m for k, m in mart_of.items() if k in context.selected_asset_keys]
+        alone = sorted({declared[c].mart for c in selected_checks} - set(marts))
+        reported: set[str] = set()
+        dsn = None
         try:
             dsn = bioloupe_views.resolved_dsn()
-            try:
-                alone = sorted({declared[c].mart for c in selected_checks} - set(marts))
-                yield from _checks_alone(dsn, alone, selected_checks)
-                yield from _refresh(context, bioloupe_views, dsn, marts, selected_checks)
-            except UserError as exc:
-                message = mask_text(str(exc), dsn)
-                if isinstance(exc, LockBusyError):
-                    message = (message.split("; try again later")[0] + "; try again later, or "
-                               "raise lock_wait on the bioloupe_views resource")
-                raise dg.Failure(description=message) from None
-        except UserError as exc:  # the DSN itself
-            raise dg.Failure(description=str(exc)) from None
+            for event in itertools.chain(  # lazily: what was reported stays reported
+                    _checks_alone(dsn, alone, selected_checks),
+                    _refresh(context, bioloupe_views, dsn, marts, selected_checks)):
+                if isinstance(event, dg.AssetCheckResult):
+                    reported.add(event.check_name)
+                yield event
+        except UserError as exc:
+            message = mask_text(str(exc), dsn) if dsn else str(exc)
+            if isinstance(exc, LockBusyError):
+                message = (message.split("; try again later")[0] + "; try again later, or "
+                           "raise lock_wait on the bioloupe_views resource")
+            # Every selected check gets a result, even when nothing could run.
+            for check in (declared[c] for c in sorted(selected_checks - reported)):
+                yield _not_run(translator.get_asset_key(check.mart), check, message)
+            raise dg.Failure(description=message) from None
 
     def _refresh(context, resource, dsn, marts, selected_checks):
         if not marts:
