@@ -294,3 +294,15 @@ def test_a_missing_database_setting_fails_the_step_with_one_line(monkeypatch):
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "no database configured: set BIOLOUPE_DATABASE_URL" in message
+
+
+def test_dagster_asset_materialize_select_all_refreshes_every_mart(dsn, sql, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BIOLOUPE_", "PG"))}
+    env.update(BIOLOUPE_DATABASE_URL=dsn, DAGSTER_HOME=str(tmp_path))
+    exe = os.path.join(os.path.dirname(sys.executable), "dagster")
+    result = subprocess.run([exe, "asset", "materialize", "-m", "bioloupe_views.dagster",
+                             "--select", "*"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (ref,) = sql("SELECT trigger_ref FROM bioloupe_views.run WHERE trigger = 'dagster'")[0]
+    assert _run_log(sql, ref) == {m: "success" for m in MARTS}
