@@ -19,9 +19,10 @@ import itertools
 from collections.abc import Iterator
 
 import dagster as dg
+import psycopg2.errors
 
 from .. import checks as data_checks
-from .. import engine
+from .. import engine, roles
 from ..config import mask_text
 from ..db import connect
 from ..definitions import MART_SCHEMA
@@ -133,8 +134,10 @@ def build_marts_asset(translator: BioloupeTranslator | None = None,
                 if isinstance(event, dg.AssetCheckResult):
                     reported.add(event.check_name)
                 yield event
-        except UserError as exc:
-            message = mask_text(str(exc), dsn) if dsn else str(exc)
+        except (UserError, psycopg2.errors.InsufficientPrivilege) as exc:
+            # One line that says what to do, as the CLI prints it (a missing grant is named).
+            text = roles.explain(exc) if isinstance(exc, psycopg2.Error) else str(exc)
+            message = mask_text(text, dsn) if dsn else text
             if isinstance(exc, LockBusyError):
                 message = (message.split("; try again later")[0] + "; try again later, or "
                            "raise lock_wait on the bioloupe_views resource")
@@ -164,7 +167,7 @@ def build_marts_asset(translator: BioloupeTranslator | None = None,
                             "duration_seconds": round(result.seconds, 3),
                             "refresh_mode": result.mode,
                             "bioloupe_views/run_id": outcome.run_id})
-                    reported = {c["name"] for c in (result.checks if result else [])}
+                    ran = {c["name"] for c in (result.checks if result else [])}
                     for check in result.checks if result else []:
                         if check["name"] in selected_checks:
                             yield _check_result(key, check)
@@ -176,7 +179,7 @@ def build_marts_asset(translator: BioloupeTranslator | None = None,
                     reason = (f"{mart} {result.status}: {result.error or 'no checks ran'}"
                               if result else f"{mart} was not refreshed")
                     for check in lineage.marts()[mart].checks:
-                        if check.name in selected_checks and check.name not in reported:
+                        if check.name in selected_checks and check.name not in ran:
                             yield _not_run(key, check, reason)
         finally:
             conn.close()
