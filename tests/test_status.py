@@ -125,3 +125,35 @@ def test_status_reads_pg_cron_runs_too(dsn, cli, sql):
     assert by_mart["mv_development_programs"]["last_refresh"] is None
     now = datetime.now(timezone.utc)
     assert (now - ts(by_mart["mv_drug_trials"]["last_success_at"])).total_seconds() < 60
+
+
+def test_max_age_names_the_marts_not_refreshed_recently_enough(dsn, cli, sql):
+    # Never refreshed (only migrated): every mart is named, exit 1.
+    result = cli("status", "--max-age", "2h", dsn=dsn)
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("Error: last successful refresh older than 2h:")
+    assert all(f"{m} (never)" in line for m in MARTS)
+
+    assert cli("refresh", dsn=dsn).returncode == 0
+    result = cli("status", "--max-age", "2h", dsn=dsn)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+    # One mart's last success 3 hours ago, a later failed attempt does not count.
+    sql("UPDATE bioloupe_views.run_log SET ended_at = now() - interval '3 hours'"
+        " WHERE mart = 'mv_drug_trials'")
+    assert cli("refresh", "--select", "mv_drug_trials", "--statement-timeout", "1ms",
+               dsn=dsn).returncode == 1
+    result = cli("status", "--max-age", "2h", "--json", dsn=dsn)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["marts"]  # the report is still printed
+    assert "mv_drug_trials (3h ago)" in result.stderr
+    assert not any(m in result.stderr for m in MARTS if m != "mv_drug_trials")
+    assert cli("status", "--max-age", "4h", dsn=dsn).returncode == 0
+
+
+def test_max_age_rejects_a_bad_duration_in_one_line(dsn, cli):
+    result = cli("status", "--max-age", "two hours", dsn=dsn)
+    assert result.returncode == 2
+    assert result.stderr == "Error: --max-age 'two hours' is not a duration; use e.g. 30min, 2h, 1d\n"

@@ -10,15 +10,17 @@ the CLI and pg_cron write the run log read here, so one command shows either tri
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 
 import click
 
-from .. import definitions
+from .. import definitions, durations
 from .. import mart_graph
 from .common import dsn_option, friendly_errors
 from ..config import describe, resolve_dsn
 from ..db import connect
+from ..errors import UserError
 from ..definitions import in_project
 
 STATUS_QUERY = definitions.SQL_DIR / "_queries" / "mart_status.sql"
@@ -159,12 +161,32 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def overdue(status: dict, max_age_seconds: float) -> list[str]:
+    """The marts whose last successful refresh is older than the limit, or that never had
+    one, as `name (age)` for a monitoring line."""
+    result = []
+    for m in status["marts"]:
+        ok = m["last_success_at"]
+        if ok is None:
+            result.append(f"{m['mart']} (never)")
+        else:
+            age = (status["generated_at"] - ok).total_seconds()
+            if age > max_age_seconds:
+                result.append(f"{m['mart']} ({_age(age)} ago)")
+    return result
+
+
 @click.command("status")
 @dsn_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+@click.option("--max-age", default=None, metavar="DURATION",
+              help="Exit 1, naming them, if any mart's last successful refresh is older than "
+                   "this (e.g. 2h, 90min) or never happened: for monitoring.")
 @friendly_errors
-def status_command(dsn, as_json):
+def status_command(dsn, as_json, max_age):
     """Each mart: populated, rows, size, last refresh, last checks and staleness."""
+    if max_age is not None and not durations.PATTERN.match(max_age):
+        raise UserError(f"--max-age {max_age!r} is not a duration; use e.g. 30min, 2h, 1d")
     dsn = resolve_dsn(dsn)
     conn = connect(dsn)
     try:
@@ -175,3 +197,9 @@ def status_command(dsn, as_json):
         click.echo(json.dumps({"target": describe(dsn), **status}, indent=2, default=_jsonable))
     else:
         click.echo(render(status, describe(dsn)))
+    if max_age is not None:
+        late = overdue(status, durations.seconds(max_age))
+        if late:
+            click.echo(f"Error: last successful refresh older than {max_age.strip()}: "
+                       f"{', '.join(late)}", err=True)
+            sys.exit(1)

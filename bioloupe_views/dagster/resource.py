@@ -1,0 +1,48 @@
+"""The Dagster resource: the same settings as the CLI, resolved the same way.
+
+The DSN comes from bioloupe_views.config (BIOLOUPE_DATABASE_URL, the BIOLOUPE_DB_* variables,
+libpq's environment) when the step runs, never when definitions load, so a code server
+starts while the database is down. Set `dsn` (e.g. dg.EnvVar("...")) to override it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import dagster as dg
+
+from .. import durations, engine
+from ..config import resolve_dsn
+from ..errors import ConfigError
+
+
+def _duration(name: str, value: str | None) -> str | None:
+    if value is not None and not durations.PATTERN.match(value):
+        raise ConfigError(f"bioloupe_views resource: {name}={value!r} is not a duration; "
+                          "use e.g. 500ms, 30s, 5min")
+    return value
+
+
+class BioloupeViewsResource(dg.ConfigurableResource):
+    """Where the marts are and how to refresh them (refresh-views' options)."""
+
+    dsn: Optional[str] = None
+    threads: int = 4
+    concurrently: bool = True
+    lock_wait: str = "5min"          # how long a step waits for a refresh already running
+    lock_timeout: Optional[str] = None
+    statement_timeout: Optional[str] = None
+    log_retention: str = "90d"
+
+    def resolved_dsn(self) -> str:
+        return resolve_dsn(self.dsn)
+
+    def options(self, run_id: str) -> engine.Options:
+        """engine.Options for one Dagster run: trigger 'dagster', its run id as the ref."""
+        return engine.Options(
+            concurrently=self.concurrently, threads=self.threads,
+            lock_timeout=_duration("lock_timeout", self.lock_timeout),
+            statement_timeout=_duration("statement_timeout", self.statement_timeout),
+            wait=durations.seconds(_duration("lock_wait", self.lock_wait)),
+            retention=durations.interval(_duration("log_retention", self.log_retention)),
+            trigger="dagster", trigger_ref=run_id)
