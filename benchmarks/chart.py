@@ -21,7 +21,7 @@ def draw(results: dict, path: Path) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'): chart skipped"
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [3, 1.4, 2]})
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [3, 2.2, 2.4]})
     fig.suptitle(f"bioloupe-views benchmark, scale {results['scale']:g} "
                  f"({results['date'][:10]}, {results['machine']['cpus']} CPUs, "
                  f"PostgreSQL {results['machine']['postgres'].split()[0]})", fontsize=12)
@@ -43,13 +43,17 @@ def draw(results: dict, path: Path) -> str | None:
     ax = axes[1]
     runs = [(_short(name), r["seconds"])
             for name, r in results["end_to_end"].items() if r.get("seconds") is not None]
+    for label, scenario in (results.get("changed_only") or {}).items():
+        if isinstance(scenario, dict) and scenario.get("run", {}).get("seconds") is not None:
+            runs.append((f"--changed-only\n{label.split(' (')[0]}", scenario["run"]["seconds"]))
     ax.bar([n for n, _ in runs], [s for _, s in runs],
-           color=["tab:green" if n.startswith("refresh") else "tab:gray" for n, _ in runs])
+           color=["tab:green" if n.startswith("refresh") else "tab:olive" if n.startswith("--")
+                  else "tab:gray" for n, _ in runs])
     for x, (_, s) in enumerate(runs):
         ax.annotate(f"{s:.1f}s", (x, s), ha="center", va="bottom")
     ax.set_ylabel("seconds (wall)")
     ax.set_title("End to end, with checks/tests")
-    ax.tick_params(axis="x", labelsize=7)
+    ax.tick_params(axis="x", labelsize=7, labelrotation=90)
 
     ax = axes[2]
     phases = [(p, r["all"]) for p, r in results["reads"].items() if r and r["all"]["reads"]]
@@ -59,7 +63,8 @@ def draw(results: dict, path: Path) -> str | None:
     ax.axhline(100, color="red", linestyle="--", linewidth=1, label="100 ms")
     ax.set_yscale("log")
     ax.set_xticks(range(len(phases)))
-    ax.set_xticklabels([p.replace("_", "\n") for p, _ in phases], fontsize=8)
+    ax.set_xticklabels([p.replace("_", "\n").replace(": ", "\n") for p, _ in phases], fontsize=7,
+                       rotation=90)
     ax.set_ylabel("read latency, ms (log)")
     ax.set_title("App reads while ...")
     ax.legend(fontsize=8)
