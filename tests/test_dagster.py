@@ -139,7 +139,7 @@ def _fail(sql, check: str) -> None:
     sql(f"CREATE VIEW bioloupe_views_checks.{relation} AS SELECT 1 AS x")
 
 
-ERROR_CHECK = "unique_mv_development_programs_drug_id_disease_id"
+ERROR_CHECK = "relationships_mv_development_programs_drug_id__id__drugs"  # reads its view
 WARN_CHECK = "assert_mv_efficacy_evidence_trial_pairs_in_programs"
 
 
