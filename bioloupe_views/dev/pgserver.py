@@ -192,6 +192,16 @@ class ThrowawayServer:
         else:  # the socket's directory (the data directory, 0700) is the access control
             hba.write_text("local all all trust\n")
 
+    def crash(self) -> None:
+        """Stop at once, as a power cut or an OOM kill would: `pg_ctl stop -m immediate`.
+        The next start replays the WAL (crash recovery)."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        """Start the stopped server again on the same data directory and port."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.datadir / "server.log"),
+                  "-w", "-t", "60", "start")
+
     def stop(self, remove: bool = True) -> None:
         if self.datadir is None or not (self.datadir / "PG_VERSION").exists():
             return
