@@ -187,10 +187,25 @@ class ThrowawayServer:
             hba.write_text(
                 "local all all trust\n"
                 f"host all {SERVER_USER} 127.0.0.1/32 trust\n"
+                f"host replication {SERVER_USER} 127.0.0.1/32 trust\n"
                 "host all all 127.0.0.1/32 scram-sha-256\n"
             )
         else:  # the socket's directory (the data directory, 0700) is the access control
             hba.write_text("local all all trust\n")
+
+    def start_standby(self, settings: dict[str, str] | None = None) -> "ThrowawayServer":
+        """A hot standby of this (running, TCP) server: `pg_basebackup -R` into a data
+        directory of its own, then started with hot_standby on, streaming from this one."""
+        standby = ThrowawayServer(port=free_port(), bindir=self.bindir,
+                                  settings={"hot_standby": "on", **(settings or {})})
+        parent = Path(tempfile.mkdtemp(prefix="bioloupe-pg-standby-"))
+        _chown_to_server_user(parent)
+        standby.datadir = parent / "data"
+        self._run("pg_basebackup", "-D", str(standby.datadir), "-R", "-X", "stream",
+                  "-h", self.host, "-p", str(self.port), "-U", SERVER_USER, "-c", "fast")
+        standby._write_config()  # appended last: its port and settings win over the copy's
+        standby.restart()
+        return standby
 
     def crash(self) -> None:
         """Stop at once, as a power cut or an OOM kill would: `pg_ctl stop -m immediate`.
