@@ -23,6 +23,9 @@ def refresh_options(func):
                           "--no-concurrently takes locks that block readers."),
         click.option("--check/--no-check", "run_checks", default=True, show_default=True,
                      help="Run each mart's checks before its refresh is published."),
+        click.option("--vacuum/--no-vacuum", default=True, show_default=True,
+                     help="VACUUM each mart after it is published, so frequent refreshes "
+                          "do not outrun autovacuum."),
         click.option("--atomic", is_flag=True,
                      help="Refresh and check everything in one transaction: all or nothing."),
         click.option("--wait", type=click.FloatRange(0), default=None, metavar="SECONDS",
@@ -52,10 +55,11 @@ def _terminated(signum, frame):
 
 
 @friendly_errors
-def refresh(dsn, select, exclude, threads, concurrently, run_checks, atomic, wait,
+def refresh(dsn, select, exclude, threads, concurrently, run_checks, vacuum, atomic, wait,
             lock_timeout, statement_timeout, json_path, log_retention):
     dsn = resolve_dsn(dsn)
-    options = engine.Options(concurrently=concurrently, checks=run_checks, threads=threads,
+    options = engine.Options(concurrently=concurrently, checks=run_checks, vacuum=vacuum,
+                             threads=threads,
                              atomic=atomic, lock_timeout=lock_timeout,
                              statement_timeout=statement_timeout, wait=wait,
                              retention=durations.interval(log_retention))
