@@ -61,6 +61,9 @@ def test_a_crash_mid_refresh_keeps_the_marts_and_the_next_run_recovers(own_serve
         assert fingerprint(sql, SLOW) == before[SLOW]
         (status,), = sql("SELECT status FROM bioloupe_views.run")
         assert status == "running"
+        shown = cli("status", dsn=dsn)
+        assert "Last run: interrupted (cli)" in shown.stdout, shown.stdout
+        assert "No refresh is running." in shown.stdout
         published = sql("SELECT mart FROM bioloupe_views.run_log WHERE status = 'success'")
         for (mart,) in published:
             assert mart != SLOW

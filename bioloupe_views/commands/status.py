@@ -144,7 +144,12 @@ def render(status: dict, target: str) -> str:
     lines.append("")
     if last_run:
         message = f": {last_run['message']}" if last_run["message"] else ""
-        lines.append(f"Last run: {last_run['status']} ({last_run['trigger']}), started "
+        state = last_run["status"]
+        if state == "running" and not running:  # its session ended: a crash, a lost client
+            state = "interrupted"
+            message = (": its session ended before it finished (the next run closes it as "
+                       "abandoned; marts it did not publish keep their data)")
+        lines.append(f"Last run: {state} ({last_run['trigger']}), started "
                      f"{_when(last_run['started_at'])}{message}.")
     if running:
         since = _when(running["since"]) if running["since"] else "?"
