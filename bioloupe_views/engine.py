@@ -173,6 +173,8 @@ class _Worker(threading.Thread):
         return row
 
     def _refresh(self, mart: str) -> None:
+        if self.vacuum:
+            self._vacuum(mart)
         try:
             with self.conn.cursor() as cur:
                 cur.execute(in_project("SELECT {project}.apply_run_settings(%s)"), (self.run_id,))
@@ -185,8 +187,6 @@ class _Worker(threading.Thread):
                         "cancelled: the run was stopped before this mart was published")
             else:
                 self.conn.commit()
-                if status == "success" and self.vacuum:
-                    self._vacuum(mart)
         except psycopg2.Error as exc:
             # The transaction is gone (rolled back by the server if the session died):
             # record why on a session that works, and go on with the next mart.
@@ -198,13 +198,15 @@ class _Worker(threading.Thread):
 
 
     def _vacuum(self, mart: str) -> None:
-        """VACUUM the mart just published. REFRESH ... CONCURRENTLY replaces every changed
-        row, so each refresh leaves the old ones dead; frequent refreshes outrun autovacuum
-        (a soak of 30 quick refreshes grew a mart to 6x a fresh build), while a VACUUM
-        right after keeps it near 1x: the next refresh reuses the space. It is outside the
-        publish's transaction, so it never holds up readers or the run log; a role that may
-        not vacuum the mart (not its owner, no MAINTAIN) gets a server warning and leaves it
-        to autovacuum. With few dead rows PostgreSQL skips the index pass."""
+        """VACUUM the mart just before its refresh. REFRESH ... CONCURRENTLY replaces every
+        changed row, so each refresh leaves the old ones dead, and frequent refreshes
+        outrun autovacuum (30 quick refreshes grew a mart to 6x a fresh build). Before the
+        refresh, not after: right after a publish, the other marts' refreshes of the same
+        run still hold older snapshots, so VACUUM could remove nothing; the previous run's
+        dead rows are removable now, and this refresh reuses their space at once. Outside
+        the refresh's transaction, so it never holds up readers; a role that may not
+        vacuum the mart (not its owner, no MAINTAIN) gets a server warning and leaves it
+        to autovacuum."""
         try:
             self.conn.autocommit = True
             with self.conn.cursor() as cur:

@@ -24,7 +24,7 @@ def refresh_options(func):
         click.option("--check/--no-check", "run_checks", default=True, show_default=True,
                      help="Run each mart's checks before its refresh is published."),
         click.option("--vacuum/--no-vacuum", default=True, show_default=True,
-                     help="VACUUM each mart after it is published, so frequent refreshes "
+                     help="VACUUM each mart just before its refresh, so frequent refreshes "
                           "do not outrun autovacuum."),
         click.option("--atomic", is_flag=True,
                      help="Refresh and check everything in one transaction: all or nothing."),
