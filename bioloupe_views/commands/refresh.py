@@ -9,6 +9,7 @@ import click
 
 from .. import durations, engine, report
 from ..config import describe, resolve_dsn
+from ..errors import UserError
 from .common import dsn_option, duration, friendly_errors, selection_options
 
 
@@ -23,6 +24,10 @@ def refresh_options(func):
                           "--no-concurrently takes locks that block readers."),
         click.option("--check/--no-check", "run_checks", default=True, show_default=True,
                      help="Run each mart's checks before its refresh is published."),
+        click.option("--changed-only", is_flag=True,
+                     help="Refresh only the marts whose tracked sources (or upstream marts) "
+                          "changed since their last refresh; the others are reported unchanged. "
+                          "See `bioloupe-views track-sources`."),
         click.option("--atomic", is_flag=True,
                      help="Refresh and check everything in one transaction: all or nothing."),
         click.option("--wait", type=click.FloatRange(0), default=None, metavar="SECONDS",
@@ -52,13 +57,17 @@ def _terminated(signum, frame):
 
 
 @friendly_errors
-def refresh(dsn, select, exclude, threads, concurrently, run_checks, atomic, wait,
+def refresh(dsn, select, exclude, threads, concurrently, run_checks, changed_only, atomic, wait,
             lock_timeout, statement_timeout, json_path, log_retention):
+    if changed_only and atomic:
+        raise UserError("--changed-only cannot be combined with --atomic: an atomic run "
+                        "refreshes everything it selects in one transaction; drop one of them")
     dsn = resolve_dsn(dsn)
     options = engine.Options(concurrently=concurrently, checks=run_checks, threads=threads,
                              atomic=atomic, lock_timeout=lock_timeout,
                              statement_timeout=statement_timeout, wait=wait,
-                             retention=durations.interval(log_retention))
+                             retention=durations.interval(log_retention),
+                             changed_only=changed_only)
     target = describe(dsn)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -5,4 +5,57 @@
 -- (filled in by the checks change)
 
 -- == changed-only: source change log ======================================================
--- (filled in by the changed-only change)
+-- A statement-level trigger on each tracked source table (bioloupe-views track-sources; the
+-- sources belong to their owners) appends (table, writing transaction, time) here in the
+-- writer's own transaction, at most once per table per transaction: a change is logged
+-- exactly when it commits, and an aborted writer's row vanishes with it.
+CREATE TABLE bioloupe_views.source_change (
+    relid      oid NOT NULL,
+    xid        xid8 NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+CREATE INDEX source_change_relid_xid_idx ON bioloupe_views.source_change (relid, xid);
+CREATE INDEX source_change_xid_idx ON bioloupe_views.source_change (xid);
+COMMENT ON TABLE bioloupe_views.source_change IS
+    'tracked source writes: one row per table per writing transaction, pruned by the refresh';
+
+-- What a refresh saw: the snapshot taken before its REFRESH statement (the statement's own is
+-- later, so it sees at least as much), the refresh's transaction and the mart's version. A
+-- later --changed-only run compares the change log with `snapshot`. `reason` says why a mart
+-- was refreshed or left as it was; an 'unchanged' mart keeps the time of its last refresh.
+ALTER TABLE bioloupe_views.run_log
+    ADD COLUMN snapshot pg_snapshot,
+    ADD COLUMN xid xid8,
+    ADD COLUMN version integer,
+    ADD COLUMN reason text,
+    ADD COLUMN unchanged_since timestamptz,
+    DROP CONSTRAINT run_log_status_check,
+    ADD CONSTRAINT run_log_status_check CHECK (status IN
+        ('pending', 'running', 'success', 'error', 'check_failed', 'skipped', 'cancelled',
+         'unchanged'));
+-- The last successful refresh of each mart, found without scanning history.
+CREATE INDEX run_log_mart_success_idx ON bioloupe_views.run_log (mart, id DESC)
+    WHERE status = 'success';
+
+-- The trigger function. Not a routine file (those are dropped and recreated by every
+-- version change): the source tables' triggers depend on it, so it lives with the table it
+-- writes, and downgrade.sql drops it after the triggers. SECURITY DEFINER: the writers of a
+-- source need no right on the log. Its argument is the trigger's memo key: the trigger's
+-- WHEN clause skips the call once this transaction has logged the table (a transaction-local
+-- setting, undone with a rolled-back subtransaction together with its row).
+CREATE FUNCTION bioloupe_views.log_source_change()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO bioloupe_views.source_change (relid, xid) VALUES (TG_RELID, pg_catalog.pg_current_xact_id());
+    IF TG_NARGS > 0 THEN
+        PERFORM pg_catalog.set_config('bioloupe_views.changed_' || TG_ARGV[0], 'y', true);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION bioloupe_views.log_source_change() IS
+    'bioloupe-views: statement trigger on tracked sources; see bioloupe-views track-sources';
