@@ -58,7 +58,7 @@ def require_tracking(cur) -> None:
 def sources(cur) -> tuple[str, list[Source]]:
     """The source schema, and every source of the marts with its tracking state."""
     require_tracking(cur)
-    schema = contract.current(cur)
+    schema = contract.resolve(cur, contract.configured())
     cur.execute(in_project((_QUERIES / "source_tracking.sql").read_text()),
                 {"schema": schema, "contract": list(contract.tables()), "trigger": TRIGGER})
     return schema, [Source(*row) for row in cur.fetchall()]

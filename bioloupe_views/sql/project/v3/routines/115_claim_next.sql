@@ -16,6 +16,7 @@ DECLARE
     v_id bigint;
     v_changed_only boolean;
     v_change record;
+    v_reason text;
 BEGIN
     SELECT coalesce((r.options->>'changed_only')::boolean, false) INTO v_changed_only
     FROM bioloupe_views.run r WHERE r.run_id = p_run;
@@ -50,6 +51,7 @@ BEGIN
         FOR UPDATE OF l SKIP LOCKED;
         EXIT WHEN NOT FOUND OR NOT v_changed_only;
         SELECT * INTO v_change FROM bioloupe_views.mart_change(mart);
+        v_reason := v_change.reason;
         EXIT WHEN v_change.changed;
         UPDATE bioloupe_views.run_log
         SET status = 'unchanged', pid = pg_catalog.pg_backend_pid(),
@@ -62,7 +64,7 @@ BEGIN
         UPDATE bioloupe_views.run_log
         SET status = 'running', pid = pg_catalog.pg_backend_pid(),
             started_at = pg_catalog.clock_timestamp(),
-            reason = CASE WHEN v_changed_only THEN v_change.reason END
+            reason = v_reason
         WHERE id = v_id;
         state := 'claimed';
     ELSIF EXISTS (SELECT 1 FROM bioloupe_views.run_log l
