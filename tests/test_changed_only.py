@@ -262,3 +262,33 @@ def test_track_sources_in_another_schema_than_the_marts_read_says_so(dsn, cli, s
     assert result.returncode == 2, result.stdout
     assert len(result.stderr.strip().splitlines()) == 1
     assert "the installed marts read their sources from schema public, not empty" in result.stderr
+
+
+def test_a_downgrade_that_cannot_drop_the_owners_triggers_stops_and_names_them(
+        sources_dsn, sources_sql, cli, server):
+    """The migrations run as a role that does not own the sources; their owner tracked them.
+    Dropping a trigger takes the table's owner, so 0003 -> 0002 stops, changing nothing."""
+    dbname = sources_dsn.rsplit("/", 1)[1]
+    role = f"migrator_{dbname[-8:]}".lower().replace("-", "_")
+    sources_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'secret-pw'")
+    sources_sql(f"GRANT CREATE ON DATABASE {dbname} TO {role}")
+    sources_sql(f"GRANT CREATE, USAGE ON SCHEMA public TO {role}")
+    sources_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    migrator = f"postgresql://{role}:secret-pw@127.0.0.1:{server.port}/{dbname}"
+    migrate.upgrade(migrator)
+    tracked = cli("track-sources", "--apply", dsn=sources_dsn)       # as the sources' owner
+    assert tracked.returncode == 0, tracked.stderr
+
+    with pytest.raises(Exception) as refused:
+        migrate.downgrade(migrator, "0002")
+    message = str(refused.value).splitlines()[0]
+    assert "cannot downgrade: the change-tracking triggers on public.clinical_trials," in message
+    assert ("belong to their tables' owners; as the owner, run `bioloupe-views track-sources "
+            "--remove --apply`") in message
+    assert sources_sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == [("0003",)]
+    assert sources_sql("SELECT count(*) FROM pg_trigger"
+                       " WHERE tgname = 'bioloupe_views_source_change'") == [(17,)]
+
+    assert cli("track-sources", "--remove", "--apply", dsn=sources_dsn).returncode == 0
+    migrate.downgrade(migrator, "0002")
+    assert sources_sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == [("0002",)]
