@@ -1,0 +1,151 @@
+"""What the source change trigger (`bioloupe-views track-sources`) adds to a bulk load.
+
+    .venv/bin/python -m benchmarks.trigger_overhead --scale 1 --rows 20000 --repeat 5
+
+On a throwaway server (never a real database): the synthetic sources at --scale, migrated
+to head; then a copy of one source table (--table, `LIKE ... INCLUDING ALL`: the same
+columns, defaults, indexes and constraints) is bulk loaded from the client with its own
+rows, in one transaction, by statements of 1 row and of 1000 rows (psycopg2's
+execute_values), with and without the trigger, alternating, median of --repeat. A third
+case, one row per transaction (autocommit), is the worst case: every statement is the first
+of its transaction, so every one writes a change-log row. Target: at most 5% for the bulk
+loads. Prints a table and writes --json if asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from psycopg2 import sql  # noqa: E402
+from psycopg2.extras import execute_values  # noqa: E402
+
+from bioloupe_views import migrate, source_tracking  # noqa: E402
+from bioloupe_views.db import connect  # noqa: E402
+from bioloupe_views.dev import synthetic  # noqa: E402
+from bioloupe_views.dev.pgserver import ThrowawayServer  # noqa: E402
+
+DBNAME = "bioloupe_trigger_bench"
+TARGET = "bench_target"
+CASES = (("1-row statements, one transaction", 1, False),
+         ("1000-row statements, one transaction", 1000, False),
+         ("1-row statements, autocommit (worst case)", 1, True))
+LIMIT_PERCENT = 5.0
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {message}", flush=True)
+
+
+def _load(conn, rows: list[tuple], columns: sql.Composable, per_statement: int,
+          autocommit: bool) -> float:
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier("public", TARGET)))
+    conn.commit()
+    conn.autocommit = autocommit
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES %s").format(
+        sql.Identifier("public", TARGET), columns).as_string(conn)
+    t0 = time.perf_counter()
+    with conn.cursor() as cur:
+        for start in range(0, len(rows), per_statement):
+            execute_values(cur, statement, rows[start:start + per_statement],
+                           page_size=per_statement)
+    if not autocommit:
+        conn.commit()
+    seconds = time.perf_counter() - t0
+    conn.autocommit = False
+    return seconds
+
+
+def _set_trigger(conn, on: bool) -> None:
+    source = source_tracking.Source("public", TARGET, "r", True, False, on)
+    statement = (source_tracking.track_statement(source) if on
+                 else source_tracking.untrack_statement(source))
+    with conn.cursor() as cur:
+        cur.execute(statement)
+    conn.commit()
+
+
+def measure(dsn: str, table: str, n_rows: int, repeat: int) -> list[dict]:
+    conn = connect(dsn, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+            sql.Identifier("public", TARGET), sql.Identifier("public", table)))
+        cur.execute(sql.SQL("SELECT * FROM {} LIMIT %s").format(sql.Identifier("public", table)),
+                    (n_rows,))
+        rows = cur.fetchall()
+        names = [d.name for d in cur.description]
+    conn.commit()
+    columns = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    results = []
+    for label, per_statement, autocommit in CASES:
+        count = len(rows) if per_statement > 1 else min(len(rows), n_rows)
+        timings = {False: [], True: []}
+        for _ in range(repeat):
+            for on in (False, True):
+                _set_trigger(conn, on)
+                timings[on].append(_load(conn, rows[:count], columns, per_statement, autocommit))
+        _set_trigger(conn, False)
+        without, with_ = statistics.median(timings[False]), statistics.median(timings[True])
+        result = {"case": label, "rows": count, "statements": -(-count // per_statement),
+                  "without_s": round(without, 4), "with_s": round(with_, 4),
+                  "overhead_percent": round(100 * (with_ - without) / without, 2),
+                  "runs": {"without": timings[False], "with": timings[True]}}
+        results.append(result)
+        log(f"  {label}: {count} rows, without {without:.3f}s, with {with_:.3f}s, "
+            f"{result['overhead_percent']:+.2f}%")
+    conn.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--table", default="trial_arm_results",
+                        help="the source table whose copy is loaded")
+    parser.add_argument("--rows", type=int, default=20000, help="rows per load")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    server = ThrowawayServer()
+    log("starting a throwaway PostgreSQL server")
+    server.start()
+    try:
+        admin = connect(server.dsn())
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{DBNAME}"')
+        admin.close()
+        dsn = server.dsn(DBNAME)
+        conn = connect(dsn)
+        log(f"loading synthetic sources at scale {args.scale:g}")
+        synthetic.load(conn, args.scale)
+        conn.close()
+        log("alembic upgrade head")
+        migrate.upgrade(dsn)
+        log(f"bulk loads of a copy of {args.table}, median of {args.repeat}")
+        results = measure(dsn, args.table, args.rows, args.repeat)
+    finally:
+        server.stop()
+    print()
+    print(f"{'case':<44} {'rows':>7} {'without':>9} {'with':>9} {'overhead':>9}")
+    for r in results:
+        print(f"{r['case']:<44} {r['rows']:>7} {r['without_s']:>8.3f}s {r['with_s']:>8.3f}s "
+              f"{r['overhead_percent']:>+8.2f}%")
+    bulk = [r for r in results if "one transaction" in r["case"]]
+    ok = all(r["overhead_percent"] <= LIMIT_PERCENT for r in bulk)
+    print(f"\nTarget (bulk loads, at most {LIMIT_PERCENT:g}%): {'met' if ok else 'NOT met'}")
+    if args.json:
+        args.json.write_text(json.dumps({"scale": args.scale, "table": args.table,
+                                         "repeat": args.repeat, "results": results}, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
