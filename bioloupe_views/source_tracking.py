@@ -5,10 +5,10 @@ The sources belong to their owners, so this project only prints the statements (
 them for a user who owns the sources). Each tracked table gets one statement-level trigger,
 AFTER INSERT, UPDATE, DELETE and TRUNCATE, ENABLE ALWAYS (so it fires for replication and
 restores too), calling bioloupe_views.log_source_change(): it appends (table, the writing
-transaction's id, time) to bioloupe_views.source_change in the writer's own transaction. Its
-WHEN clause reads a transaction-local setting that the function sets, so a transaction logs
-each table once and later statements pay no function call. The templates are in
-sql/_queries/track_source.sql and untrack_source.sql.
+transaction's id, time) to bioloupe_views.source_change in the writer's own transaction,
+once per table per transaction (a transaction-local setting, named by the trigger's
+argument, is its memo). The templates are in sql/_queries/track_source.sql and
+untrack_source.sql.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def track_statement(source: Source) -> sql.Composed:
     return sql.SQL((_QUERIES / "track_source.sql").read_text().strip()).format(
         trigger=sql.Identifier(TRIGGER), table=sql.Identifier(source.schema, source.relation),
         setting=sql.Literal(f"{definitions.PROJECT_SCHEMA}.changed_{key}"),
-        project=sql.Identifier(definitions.PROJECT_SCHEMA), key=sql.Literal(key))
+        project=sql.Identifier(definitions.PROJECT_SCHEMA))
 
 
 def untrack_statement(source: Source) -> sql.Composed:

@@ -37,22 +37,36 @@ ALTER TABLE bioloupe_views.run_log
 CREATE INDEX run_log_mart_success_idx ON bioloupe_views.run_log (mart, id DESC)
     WHERE status = 'success';
 
--- The trigger function. Not a routine file (those are dropped and recreated by every
--- version change): the source tables' triggers depend on it, so it lives with the table it
--- writes, and downgrade.sql drops it after the triggers. SECURITY DEFINER: the writers of a
--- source need no right on the log. Its argument is the trigger's memo key: the trigger's
--- WHEN clause skips the call once this transaction has logged the table (a transaction-local
--- setting, undone with a rolled-back subtransaction together with its row).
-CREATE FUNCTION bioloupe_views.log_source_change()
-RETURNS trigger
-LANGUAGE plpgsql
+-- The trigger functions. Not routine files (those are dropped and recreated by every
+-- version change): the source tables' triggers depend on them, so they live with the table
+-- they write, and downgrade.sql drops them after the triggers.
+--
+-- record_source_change() writes the row: SECURITY DEFINER, so the writers of a source need
+-- no right on the log; it can only append the given table and the caller's own transaction.
+CREATE FUNCTION bioloupe_views.record_source_change(p_relid oid)
+RETURNS void
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    INSERT INTO bioloupe_views.source_change (relid, xid)
+    VALUES (p_relid, pg_catalog.pg_current_xact_id())
+$$;
+-- log_source_change() is the trigger, on every statement that writes a tracked source, so it
+-- is kept to the bare minimum: the first statement of a transaction on a table records it and
+-- sets a transaction-local memo (the trigger's argument names the setting); every later one
+-- only reads the memo. A rolled-back subtransaction undoes the memo with the row. The one
+-- function without a pinned search_path: SET on a function costs a configuration save and
+-- restore per call, several times the rest of it; it runs with the writer's own rights (it
+-- is not SECURITY DEFINER), and every name and operator in it is schema-qualified.
+CREATE FUNCTION bioloupe_views.log_source_change()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
 BEGIN
-    INSERT INTO bioloupe_views.source_change (relid, xid) VALUES (TG_RELID, pg_catalog.pg_current_xact_id());
-    IF TG_NARGS > 0 THEN
-        PERFORM pg_catalog.set_config('bioloupe_views.changed_' || TG_ARGV[0], 'y', true);
+    IF coalesce(pg_catalog.current_setting(TG_ARGV[0], true), '') OPERATOR(pg_catalog.<>) 'y' THEN
+        PERFORM bioloupe_views.record_source_change(TG_RELID);
+        PERFORM pg_catalog.set_config(TG_ARGV[0], 'y', true);
     END IF;
     RETURN NULL;
 END;
