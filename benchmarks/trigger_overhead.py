@@ -140,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     log("starting a throwaway PostgreSQL server")
     server.start()
     try:
-        admin = connect(server.dsn())
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{DBNAME}"')
-        admin.close()
-        dsn = server.dsn(DBNAME)
+        dsn = server.create_database(DBNAME)
         conn = connect(dsn)
         log(f"loading synthetic sources at scale {args.scale:g}")
         synthetic.load(conn, args.scale)

@@ -82,6 +82,11 @@ def test_no_change_skips_every_mart_and_says_since_when(tracked, cli, sql, tmp_p
         m: ("unchanged", last[m]) for m in MARTS}
     # The decision reads no mart and refreshes nothing: well under a second here.
     assert elapsed < 5, elapsed
+    # `status`: an unchanged mart is as fresh as that run, not a failed refresh.
+    status = cli("status", dsn=tracked)
+    assert status.returncode == 0, status.stderr
+    assert "not successful" not in status.stdout
+    assert status.stdout.count("unchanged") == 5, status.stdout
 
 
 def test_a_change_refreshes_only_its_readers_and_their_dependents(tracked, cli, sql):

@@ -192,6 +192,20 @@ class ThrowawayServer:
         else:  # the socket's directory (the data directory, 0700) is the access control
             hba.write_text("local all all trust\n")
 
+    def create_database(self, name: str) -> str:
+        """Create database `name` on the started server; returns its DSN."""
+        import psycopg2
+        from psycopg2 import sql
+
+        admin = psycopg2.connect(self.dsn())
+        try:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        finally:
+            admin.close()
+        return self.dsn(name)
+
     def stop(self, remove: bool = True) -> None:
         if self.datadir is None or not (self.datadir / "PG_VERSION").exists():
             return
