@@ -15,7 +15,6 @@ CREATE TABLE bioloupe_views.source_change (
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 CREATE INDEX source_change_relid_xid_idx ON bioloupe_views.source_change (relid, xid);
-CREATE INDEX source_change_xid_idx ON bioloupe_views.source_change (xid);
 COMMENT ON TABLE bioloupe_views.source_change IS
     'tracked source writes: one row per table per writing transaction, pruned by the refresh';
 
