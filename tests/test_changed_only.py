@@ -297,3 +297,30 @@ def test_a_downgrade_that_cannot_drop_the_owners_triggers_stops_and_names_them(
     assert cli("track-sources", "--remove", "--apply", dsn=sources_dsn).returncode == 0
     migrate.downgrade(migrator, "0002")
     assert sources_sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == [("0002",)]
+
+
+def test_the_refresher_role_runs_changed_only_and_the_writers_need_no_right_on_the_log(
+        tracked, cli, sql, server):
+    """The refresher owns nothing: it reads the change log and prunes it through the
+    engine. A source writer with no right on bioloupe_views still logs its changes."""
+    from bioloupe_views import roles
+    dbname = tracked.rsplit("/", 1)[1]
+    refresher, writer = (f"{kind}_{dbname[-8:]}".lower() for kind in ("refresher", "writer"))
+    for role in (refresher, writer):
+        sql(f"CREATE ROLE {role} LOGIN PASSWORD 'secret-pw'")
+    conn = psycopg2.connect(tracked)
+    with conn, conn.cursor() as cur:
+        roles.grant_refresher(cur, refresher)
+    conn.close()
+    sql(f"GRANT SELECT, UPDATE ON public.{PIPELINE_ONLY} TO {writer}")
+    as_writer = psycopg2.connect(f"postgresql://{writer}:secret-pw@127.0.0.1:{server.port}/{dbname}")
+    with as_writer, as_writer.cursor() as cur:
+        cur.execute(f"UPDATE public.{PIPELINE_ONLY} SET target_id = target_id"
+                    " WHERE drug_id = (SELECT min(drug_id) FROM public.drug_target_actions)")
+    as_writer.close()
+    assert sql("SELECT count(*) FROM bioloupe_views.source_change") == [(1,)]
+    as_refresher = f"postgresql://{refresher}:secret-pw@127.0.0.1:{server.port}/{dbname}"
+    _changed_only(cli, as_refresher)
+    assert _refreshed(sql) == {"mv_drug_pipeline"}
+    _changed_only(cli, as_refresher)
+    assert sql("SELECT count(*) FROM bioloupe_views.source_change") == [(0,)]

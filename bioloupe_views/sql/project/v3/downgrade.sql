@@ -34,6 +34,7 @@ END;
 $$;
 DROP FUNCTION bioloupe_views.log_source_change();
 DROP FUNCTION bioloupe_views.record_source_change(oid);
+REVOKE USAGE ON SCHEMA bioloupe_views FROM PUBLIC;
 
 -- History is kept: a mart left unchanged by a run is logged as skipped, with why.
 UPDATE bioloupe_views.run_log

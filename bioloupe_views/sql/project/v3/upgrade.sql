@@ -70,5 +70,10 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+-- The trigger runs with the rights of whoever writes a source, and calls
+-- record_source_change() by name: every role may look up names in this schema. That gives
+-- nothing else: no table here is readable by PUBLIC, and of its routines PUBLIC may execute
+-- only these two (privileges.sql).
+GRANT USAGE ON SCHEMA bioloupe_views TO PUBLIC;
 COMMENT ON FUNCTION bioloupe_views.log_source_change() IS
     'bioloupe-views: statement trigger on tracked sources; see bioloupe-views track-sources';

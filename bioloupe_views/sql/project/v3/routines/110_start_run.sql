@@ -5,10 +5,7 @@
 -- selected mart gets a 'pending' row in the run log, in refresh order: the run's queue.
 -- The run log keeps what is younger than the run's `retention` option (default 90 days):
 -- older runs and their marts' rows are deleted here, so the log stays bounded with no job
--- of its own. So does the source change log: a change row that the last recorded refresh
--- snapshot of every mart reading its table already saw can no longer make a mart change,
--- and is deleted. A mart with no such snapshot yet will be refreshed anyway, by a later
--- snapshot that sees every committed row.
+-- of its own. So does the source change log (prune_source_change()).
 CREATE FUNCTION bioloupe_views.start_run(
     p_trigger text, p_marts text[] DEFAULT NULL, p_options jsonb DEFAULT '{}',
     p_trigger_ref text DEFAULT NULL)
@@ -48,18 +45,7 @@ BEGIN
                          - coalesce(p_options->>'retention', '90 days')::interval;
     DELETE FROM bioloupe_views.run r
     WHERE r.started_at < pg_catalog.now() - coalesce(p_options->>'retention', '90 days')::interval;
-    WITH baseline AS MATERIALIZED (
-        SELECT i.relid, b.snapshot
-        FROM bioloupe_views.mart_inputs i
-        CROSS JOIN LATERAL (
-            SELECT l.snapshot FROM bioloupe_views.run_log l
-            WHERE l.mart = i.mart AND l.status = 'success'
-            ORDER BY l.id DESC LIMIT 1) b
-        WHERE i.upstream IS NULL AND b.snapshot IS NOT NULL)
-    DELETE FROM bioloupe_views.source_change c
-    WHERE NOT EXISTS (SELECT 1 FROM baseline b
-                      WHERE b.relid = c.relid
-                        AND NOT pg_catalog.pg_visible_in_snapshot(c.xid, b.snapshot));
+    PERFORM bioloupe_views.prune_source_change();
     INSERT INTO bioloupe_views.run (run_id, trigger, status, options, trigger_ref)
     VALUES (v_run, p_trigger, 'running', coalesce(p_options, '{}'), p_trigger_ref);
     INSERT INTO bioloupe_views.run_log (run_id, mart, status, trigger, position)
