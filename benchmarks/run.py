@@ -206,11 +206,7 @@ def main(argv=None) -> int:
     log("starting a throwaway PostgreSQL server")
     server.start()
     try:
-        admin = connect(server.dsn())
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{DBNAME}"')
-        admin.close()
-        dsn = server.dsn(DBNAME)
+        dsn = server.create_database(DBNAME)
         conn = connect(dsn)
         results["machine"] = machine(conn)
         results["load_average"]["start"] = os.getloadavg()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-from .commands import check, cron, demo, diff, doctor, graph, new_version, refresh, status
+from .commands import (check, cron, demo, diff, doctor, graph, new_version, refresh, status,
+                       track_sources)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +21,8 @@ def main() -> None:
 
 for _command in (refresh.refresh_command, check.check_command, status.status_command,
                  graph.graph_command, diff.diff_command, new_version.new_version_command,
-                 cron.cron_group, doctor.doctor_command, demo.demo_command):
+                 cron.cron_group, doctor.doctor_command, demo.demo_command,
+                 track_sources.track_sources_command):
     main.add_command(_command)
 
 

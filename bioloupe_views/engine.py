@@ -32,7 +32,8 @@ from .definitions import in_project
 
 APPLICATION_NAME = "refresh-views"
 POLL_SECONDS = 0.1
-FINAL = ("success", "error", "check_failed", "skipped", "cancelled")
+FINAL = ("success", "error", "check_failed", "skipped", "cancelled", "unchanged")
+OK = ("success", "unchanged")
 
 
 @dataclass
@@ -48,19 +49,20 @@ class Options:
     trigger_ref: str | None = None
     retention: str = "90 days"     # how long the run log keeps a run
     vacuum: bool = True            # VACUUM each published mart (see _Worker._vacuum)
+    changed_only: bool = False     # refresh only marts whose inputs changed (claim_next)
 
     def run_options(self) -> dict:
         """What the database keeps with the run and applies to each mart."""
         return {"concurrently": self.concurrently, "checks": self.checks,
                 "threads": 1 if self.atomic else self.threads, "atomic": self.atomic,
                 "lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout,
-                "retention": self.retention}
+                "retention": self.retention, "changed_only": self.changed_only}
 
 
 @dataclass
 class MartResult:
     mart: str
-    status: str                      # success | error | check_failed | skipped | cancelled
+    status: str                      # success | error | check_failed | skipped | cancelled | unchanged
     mode: str | None = None          # concurrent | plain
     fallback: bool = False           # plain because the view was unpopulated
     rows: int | None = None
@@ -69,11 +71,14 @@ class MartResult:
     error: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    reason: str | None = None        # --changed-only: why it was refreshed or left unchanged
+    unchanged_since: str | None = None  # an unchanged mart's last refresh
 
     def as_json(self) -> dict:
         return {"mart": self.mart, "status": self.status, "mode": self.mode,
                 "fallback": self.fallback, "rows": self.rows, "seconds": round(self.seconds, 3),
-                "error": self.error, "checks": self.checks}
+                "error": self.error, "checks": self.checks, "reason": self.reason,
+                "unchanged_since": self.unchanged_since}
 
 
 @dataclass
@@ -85,7 +90,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "success" for r in self.results)
+        return all(r.status in OK for r in self.results)
 
 
 class Reporter:
@@ -98,17 +103,19 @@ class Reporter:
 
 _LOG_SQL = in_project("""
 SELECT mart, status, mode, rows, coalesce(duration_seconds, 0)::float8, checks, error,
-       sqlstate, error_context, started_at::text, ended_at::text
+       sqlstate, error_context, started_at::text, ended_at::text, reason,
+       to_char(unchanged_since, 'YYYY-MM-DD HH24:MI:SS')
 FROM {project}.run_log WHERE run_id = %s ORDER BY position
 """)
 
 
 def _result(row, options: Options, server_version: int | None = None) -> MartResult:
-    mart, status, mode, rows, seconds, checks, error, sqlstate, context, started, ended = row
+    (mart, status, mode, rows, seconds, checks, error, sqlstate, context, started, ended,
+     reason, since) = row
     if error and sqlstate == roles.INSUFFICIENT_PRIVILEGE:
         error = roles.explain_message(error, sqlstate, context, server_version)
     return MartResult(mart, status, mode, options.concurrently and mode == "plain", rows,
-                      seconds, checks or [], error, started, ended)
+                      seconds, checks or [], error, started, ended, reason, since)
 
 
 def acquire_lock(conn, wait_seconds: float | None) -> None:

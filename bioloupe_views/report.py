@@ -14,8 +14,10 @@ from .engine import MartResult, Options, Reporter, RunResult
 
 WIDTH = 64
 SAMPLE_ROWS = 5
-_STATUS_WORD = {"success": "OK", "error": "ERROR", "check_failed": "FAIL", "skipped": "SKIP"}
-_STATUS_COLOUR = {"success": "green", "error": "red", "check_failed": "red", "skipped": "yellow"}
+_STATUS_WORD = {"success": "OK", "error": "ERROR", "check_failed": "FAIL", "skipped": "SKIP",
+                "unchanged": "SKIP"}
+_STATUS_COLOUR = {"success": "green", "error": "red", "check_failed": "red", "skipped": "yellow",
+                  "unchanged": "yellow"}
 
 
 def _line(text: str) -> None:
@@ -67,6 +69,7 @@ class ConsoleReporter(Reporter):
         mode = "plain" if not options.concurrently else "concurrently"
         how = "atomic, one transaction" if options.atomic else f"threads={options.threads}"
         checks = "with checks" if options.checks else "without checks"
+        checks += ", changed only" if options.changed_only else ""
         _line(f"Running with bioloupe-views {__version__} on {self.target}")
         _line(f"Refreshing {len(marts)} mart{'s' if len(marts) != 1 else ''} {mode} ({how}, {checks})")
         click.echo("")
@@ -85,6 +88,8 @@ class ConsoleReporter(Reporter):
             detail = f"[{len(failed)} check{'s' if len(failed) != 1 else ''} failed, rolled back in {result.seconds:.2f}s]"
         elif result.status == "error":
             detail = f"[ERROR in {result.seconds:.2f}s]"
+        elif result.status == "unchanged":
+            detail = f"[unchanged since {result.unchanged_since}]"
         else:
             detail = "[SKIP]"
         with self.lock:
@@ -94,6 +99,8 @@ class ConsoleReporter(Reporter):
                 _line(f"    {result.error}")
             elif result.status == "skipped":
                 _line(f"    {result.error}")
+            elif result.reason and result.status != "unchanged":
+                _line(f"    refreshed: {result.reason}")
             for check in result.checks:
                 if check["status"] != "pass":
                     _line("    " + check_line(check))
@@ -102,6 +109,7 @@ class ConsoleReporter(Reporter):
 
 def summarize(outcome: RunResult) -> None:
     counts = {s: sum(r.status == s for r in outcome.results) for s in _STATUS_WORD}
+    unchanged = f" UNCHANGED={counts['unchanged']}" if counts["unchanged"] else ""
     warns = sum(c["status"] == "warn" for r in outcome.results for c in r.checks)
     click.echo("")
     _line(f"Finished refreshing {len(outcome.results)} marts in {outcome.seconds:.2f}s (run {outcome.run_id}).")
@@ -114,7 +122,8 @@ def summarize(outcome: RunResult) -> None:
             reason = r.error or "error-severity checks failed; last good data kept"
             _line(f"  {_STATUS_WORD[r.status]} {r.mart}: {reason}")
     _line(f"Done. PASS={counts['success']} WARN={warns} ERROR={counts['error']} "
-          f"FAIL={counts['check_failed']} SKIP={counts['skipped']} TOTAL={len(outcome.results)}")
+          f"FAIL={counts['check_failed']} SKIP={counts['skipped']}{unchanged} "
+          f"TOTAL={len(outcome.results)}")
 
 
 def write_json(path: str, payload: dict) -> None:
@@ -129,6 +138,7 @@ def run_results(outcome: RunResult, options: Options, target: str) -> dict:
         "success": outcome.ok,
         "elapsed_seconds": round(outcome.seconds, 3),
         "args": {"concurrently": options.concurrently, "checks": options.checks,
-                 "threads": options.threads, "atomic": options.atomic},
+                 "threads": options.threads, "atomic": options.atomic,
+                 "changed_only": options.changed_only},
         "results": [r.as_json() for r in outcome.results],
     }

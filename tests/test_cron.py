@@ -404,3 +404,25 @@ def test_downgrade_to_base_removes_the_job_it_installed(cron_dsn, cli):
     finally:
         up = cli("-x", f"dsn={cron_dsn}", "upgrade", "head", executable="alembic")
         assert up.returncode == 0, up.stdout + up.stderr
+
+
+@needs_pg_cron
+def test_install_changed_only_schedules_the_changed_only_call(cron_dsn, cli):
+    try:
+        installed = cli("cron", "install", "--schedule", "@daily", "--changed-only", dsn=cron_dsn)
+        assert installed.returncode == 0, installed.stderr
+        (_, _, command, _), = _job(cron_dsn)
+        assert command == "CALL bioloupe_views.refresh_all(p_changed_only => true)"
+        _call(cron_dsn, "CALL bioloupe_views.refresh_all()")   # a baseline for every mart
+        pid = _call(cron_dsn, command)
+        (run_id, status, options), = _query(
+            cron_dsn, "SELECT run_id, status, options FROM bioloupe_views.run WHERE pid = %s"
+                      " ORDER BY started_at DESC LIMIT 1", (pid,))
+        assert status == "success" and options["changed_only"] is True
+        # No source is tracked here, so every mart is refreshed, saying why.
+        reasons = _query(cron_dsn, "SELECT status, reason FROM bioloupe_views.run_log"
+                                   " WHERE run_id = %s", (run_id,))
+        assert len(reasons) == 5
+        assert all(s == "success" and r.startswith("untracked source public.") for s, r in reasons)
+    finally:
+        assert cli("cron", "remove", dsn=cron_dsn).returncode == 0

@@ -243,3 +243,37 @@ def test_the_longest_critical_path_is_queued_first(dsn, sql, cli):
         " bioloupe_views.run ORDER BY started_at DESC LIMIT 1) ORDER BY position")]
     assert order == ["mv_development_programs", "mv_efficacy_evidence",
                      "mv_competitive_landscape", "mv_drug_trials", "mv_drug_pipeline"]
+
+
+def test_0003_down_to_0002_and_up_again_keeps_a_run_of_unchanged_marts(dsn, cli, sql):
+    """The change log arrives with 0003: down to 0002 the history is kept (an unchanged mart
+    becomes skipped, with why), the triggers on the sources go, and up again it all works."""
+    assert cli("track-sources", "--apply", dsn=dsn).returncode == 0
+    assert cli("refresh", "--threads", "1", dsn=dsn).returncode == 0
+    unchanged = cli("refresh", "--changed-only", dsn=dsn)
+    assert unchanged.returncode == 0 and "UNCHANGED=5" in unchanged.stdout, unchanged.stdout
+    v3_history = _history(sql)
+    assert [r[3] for r in v3_history[-5:]] == ["unchanged"] * 5
+
+    migrate.downgrade(dsn, "0002")
+    assert _history(sql) == [r[:3] + ("skipped" if r[3] == "unchanged" else r[3],) + r[4:]
+                             for r in v3_history]
+    assert {e for (e,) in sql("SELECT error FROM bioloupe_views.run_log WHERE status = 'skipped'")
+            } == {e for (e,) in sql("SELECT 'unchanged since ' || to_char(max(ended_at),"
+                                    " 'YYYY-MM-DD HH24:MI:SS') FROM bioloupe_views.run_log"
+                                    " WHERE status = 'success' GROUP BY mart")}
+    assert sql("SELECT count(*) FROM pg_trigger WHERE tgname = 'bioloupe_views_source_change'") == [(0,)]
+    assert sql("SELECT to_regclass('bioloupe_views.source_change'),"
+               " to_regprocedure('bioloupe_views.log_source_change()')") == [(None, None)]
+    sql("UPDATE public.drugs SET id = id WHERE false")       # sources write as before
+    sql("CALL bioloupe_views.refresh_all()")
+    sql("CALL bioloupe_views.refresh_all(p_trigger => 'cli')")
+    v2_history = _history(sql)
+    assert len(v2_history) == len(v3_history) + 10
+
+    migrate.upgrade(dsn)
+    assert _history(sql) == v2_history
+    assert cli("track-sources", "--apply", dsn=dsn).returncode == 0
+    assert cli("refresh", "--threads", "1", dsn=dsn).returncode == 0
+    again = cli("refresh", "--changed-only", dsn=dsn)
+    assert again.returncode == 0 and "UNCHANGED=5" in again.stdout, again.stdout

@@ -142,9 +142,12 @@ def check_pg_cron(conn, create: bool) -> dict:
                 "host": _setting(cur, "cron.host")}
 
 
-def job_command(conn, marts: list[str] | None) -> str:
+def job_command(conn, marts: list[str] | None, changed_only: bool = False) -> str:
     """The job's one statement; the mart names become a quoted text[] literal."""
-    args = sql.SQL("") if marts is None else sql.SQL("{}::text[]").format(sql.Literal(list(marts)))
+    args = [] if marts is None else [sql.SQL("{}::text[]").format(sql.Literal(list(marts)))]
+    if changed_only:
+        args.append(sql.SQL("p_changed_only => true"))
+    args = sql.SQL(", ").join(args)
     return sql.SQL("CALL {}.refresh_all({})").format(
         sql.SQL(definitions.PROJECT_SCHEMA), args).as_string(conn)  # as a DBA would type it
 
@@ -171,8 +174,11 @@ def cron_group() -> None:
 @click.option("--schedule", required=True, metavar="CRON",
               help="pg_cron schedule, e.g. '*/15 * * * *' or @hourly (whole minutes).")
 @selection_options
+@click.option("--changed-only", is_flag=True,
+              help="Refresh only the marts whose tracked sources changed (as refresh-views "
+                   "--changed-only).")
 @friendly_errors
-def install_command(dsn, schedule, select, exclude):
+def install_command(dsn, schedule, select, exclude, changed_only):
     """Create or update the pg_cron job that refreshes the marts (creates the extension if needed)."""
     schedule = validate_schedule(schedule)
     conn = connect(resolve_dsn(dsn))
@@ -184,7 +190,7 @@ def install_command(dsn, schedule, select, exclude):
             marts = selection.select(graph.order, graph.upstream, select, exclude)
             if not marts:
                 raise UserError("the selection matches no mart: check --select and --exclude")
-        command = job_command(conn, marts)
+        command = job_command(conn, marts, changed_only)
         with conn.cursor() as cur:
             before = _job(cur)
             try:

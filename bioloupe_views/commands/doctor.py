@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import click
 from psycopg2 import sql
 
-from .. import contract, definitions
+from .. import contract, definitions, source_tracking
 from .common import dsn_option, friendly_errors
 from ..config import describe, resolve_dsn
 from ..db import connect
-from ..errors import ContractError
+from ..errors import ContractError, NotMigratedError
 
 SOURCE_INDEX_QUERY = definitions.SQL_DIR / "_queries" / "source_index.sql"
 
@@ -96,6 +96,7 @@ def doctor_command(dsn):
     try:
         schema, findings = diagnose(conn)
         statements = [create_statement(conn, f) for f in findings if f.existing is None]
+        tracking = _tracking(conn)
     finally:
         conn.close()
     click.echo(f"Source indexes the marts' query plans use, on {describe(dsn)} "
@@ -114,3 +115,29 @@ def doctor_command(dsn):
             click.echo(statement)
     else:
         click.echo("No source index is missing.")
+    if tracking is not None:
+        _print_tracking(tracking)
+
+
+def _tracking(conn) -> list[source_tracking.Source] | None:
+    """The sources and their change tracking; None before the migrations that add it."""
+    with conn.cursor() as cur:
+        try:
+            return source_tracking.sources(cur)[1]
+        except NotMigratedError:
+            return None
+
+
+def _print_tracking(found: list[source_tracking.Source]) -> None:
+    untracked = [s for s in found if not s.tracked]
+    click.echo("")
+    click.echo("Source change tracking (refresh-views --changed-only):")
+    if not untracked:
+        click.echo(f"  all {len(found)} sources are tracked")
+        return
+    for s in untracked:
+        how = ("not tracked" if s.trackable
+               else f"cannot be tracked ({s.why_untrackable})")
+        click.echo(f"  UNTRACKED {s.label}: {how}")
+    click.echo(f"{len(untracked)} of {len(found)} sources untracked: marts reading them are "
+               "always refreshed; `bioloupe-views track-sources` prints the statements.")

@@ -16,15 +16,17 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError, rev_id
 
-from .. import definitions, migrate
+from .. import definitions
 from .common import friendly_errors
 from ..errors import UserError
+
+if TYPE_CHECKING:  # Alembic is imported when the command runs: every other command starts faster
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 _OPERATION_COMMENT = (
     "# Rebuild {name} from v{version}.sql; every view on top of it is dropped and\n"
@@ -45,6 +47,11 @@ class NewVersion:
 
 def new_version(name: str, config: Config | None = None) -> NewVersion:
     """Copy NAME's latest SQL to the next version and write the migration that applies it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from .. import migrate
     mart = definitions.get(name)
     current = mart.latest_version
     version = current + 1
@@ -80,6 +87,8 @@ def _retitle(text: str, name: str, old: int, new: int) -> str:
 
 def _next_revision(script: ScriptDirectory, head: str | None) -> str:
     """The project numbers its revisions (0001, 0002, ...); keep doing so when it can."""
+    from alembic.util import CommandError, rev_id
+
     if head is None:
         candidate = "0001"
     elif head.isdigit():

@@ -9,6 +9,7 @@ import click
 
 from .. import durations, engine, report
 from ..config import describe, resolve_dsn
+from ..errors import UserError
 from .common import dsn_option, duration, friendly_errors, selection_options
 
 
@@ -26,6 +27,10 @@ def refresh_options(func):
         click.option("--vacuum/--no-vacuum", default=True, show_default=True,
                      help="VACUUM each mart just before its refresh, so frequent refreshes "
                           "do not outrun autovacuum."),
+        click.option("--changed-only", is_flag=True,
+                     help="Refresh only the marts whose tracked sources (or upstream marts) "
+                          "changed since their last refresh; the others are reported unchanged. "
+                          "See `bioloupe-views track-sources`."),
         click.option("--atomic", is_flag=True,
                      help="Refresh and check everything in one transaction: all or nothing."),
         click.option("--wait", type=click.FloatRange(0), default=None, metavar="SECONDS",
@@ -55,14 +60,18 @@ def _terminated(signum, frame):
 
 
 @friendly_errors
-def refresh(dsn, select, exclude, threads, concurrently, run_checks, vacuum, atomic, wait,
-            lock_timeout, statement_timeout, json_path, log_retention):
+def refresh(dsn, select, exclude, threads, concurrently, run_checks, vacuum, changed_only,
+            atomic, wait, lock_timeout, statement_timeout, json_path, log_retention):
+    if changed_only and atomic:
+        raise UserError("--changed-only cannot be combined with --atomic: an atomic run "
+                        "refreshes everything it selects in one transaction; drop one of them")
     dsn = resolve_dsn(dsn)
     options = engine.Options(concurrently=concurrently, checks=run_checks, vacuum=vacuum,
                              threads=threads,
                              atomic=atomic, lock_timeout=lock_timeout,
                              statement_timeout=statement_timeout, wait=wait,
-                             retention=durations.interval(log_retention))
+                             retention=durations.interval(log_retention),
+                             changed_only=changed_only)
     target = describe(dsn)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -134,7 +134,7 @@ def render(status: dict, target: str) -> str:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
     failed = [m for m in status["marts"]
-              if m["last_refresh"] and m["last_refresh"]["status"] != "success"]
+              if m["last_refresh"] and m["last_refresh"]["status"] not in ("success", "unchanged")]
     if failed:
         lines += ["", "Last refresh not successful (the mart keeps its last good data):"]
         for m in failed:

@@ -46,11 +46,7 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
     _step("Starting a throwaway PostgreSQL server")
     server.start()
     try:
-        admin = connect(server.dsn())
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{DBNAME}"')
-        admin.close()
-        dsn = server.dsn(DBNAME)
+        dsn = server.create_database(DBNAME)
         _step(f"Creating the source tables and loading synthetic data (scale {scale:g})")
         t0 = time.monotonic()
         conn = connect(dsn)

@@ -216,6 +216,19 @@ class ThrowawayServer:
         """Start the stopped server again on the same data directory and port."""
         self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.datadir / "server.log"),
                   "-w", "-t", "60", "start")
+    def create_database(self, name: str) -> str:
+        """Create database `name` on the started server; returns its DSN."""
+        import psycopg2
+        from psycopg2 import sql
+
+        admin = psycopg2.connect(self.dsn())
+        try:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        finally:
+            admin.close()
+        return self.dsn(name)
 
     def stop(self, remove: bool = True) -> None:
         if self.datadir is None or not (self.datadir / "PG_VERSION").exists():

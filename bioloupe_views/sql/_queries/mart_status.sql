@@ -1,7 +1,8 @@
 -- One row per mart, in refresh order, for `bioloupe-views status`: the catalog's view of it
 -- (populated, estimated rows, size with indexes) beside the run log's (last attempt, last
 -- check results, last success). Staleness is the time since the data was last built: the
--- last successful refresh, or the migration that created the mart populated if that is
+-- last successful refresh (or a --changed-only run that found its inputs unchanged, which
+-- proves it current then), or the migration that created the mart populated if that is
 -- later (a new mart, or a new version of one). An unpopulated mart has no staleness.
 SELECT o.mart,
        o.level,
@@ -40,6 +41,7 @@ LEFT JOIN LATERAL (
 ) chk ON true
 LEFT JOIN LATERAL (
     SELECT l.ended_at FROM bioloupe_views.run_log l
-    WHERE l.mart = o.mart AND l.status = 'success' ORDER BY l.id DESC LIMIT 1
+    WHERE l.mart = o.mart AND l.status IN ('success', 'unchanged')  -- unchanged: as fresh
+    ORDER BY l.id DESC LIMIT 1
 ) ok ON true
 ORDER BY o.level, o.mart

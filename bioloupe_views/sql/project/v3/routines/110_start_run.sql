@@ -6,7 +6,7 @@
 -- longest critical path first (refresh_priority), so few cores start on what others wait for.
 -- The run log keeps what is younger than the run's `retention` option (default 90 days):
 -- older runs and their marts' rows are deleted here, so the log stays bounded with no job
--- of its own.
+-- of its own. So does the source change log (prune_source_change()).
 CREATE FUNCTION bioloupe_views.start_run(
     p_trigger text, p_marts text[] DEFAULT NULL, p_options jsonb DEFAULT '{}',
     p_trigger_ref text DEFAULT NULL)
@@ -46,6 +46,7 @@ BEGIN
                          - coalesce(p_options->>'retention', '90 days')::interval;
     DELETE FROM bioloupe_views.run r
     WHERE r.started_at < pg_catalog.now() - coalesce(p_options->>'retention', '90 days')::interval;
+    PERFORM bioloupe_views.prune_source_change();
     INSERT INTO bioloupe_views.run (run_id, trigger, status, options, trigger_ref)
     VALUES (v_run, p_trigger, 'running', coalesce(p_options, '{}'), p_trigger_ref);
     INSERT INTO bioloupe_views.run_log (run_id, mart, status, trigger, position)

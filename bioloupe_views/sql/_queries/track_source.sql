@@ -1,0 +1,4 @@
+DROP TRIGGER IF EXISTS {trigger} ON {table};
+CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION {project}.log_source_change({setting});
+ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger};
