@@ -306,3 +306,21 @@ def test_dagster_asset_materialize_select_all_refreshes_every_mart(dsn, sql, tmp
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (ref,) = sql("SELECT trigger_ref FROM bioloupe_views.run WHERE trigger = 'dagster'")[0]
     assert _run_log(sql, ref) == {m: "success" for m in MARTS}
+
+
+def test_changed_only_leaves_unchanged_marts_and_still_reports_their_checks(dsn, sql, cli):
+    assert cli("track-sources", "--apply", dsn=dsn).returncode == 0
+    assert cli("refresh", "--threads", "1", dsn=dsn).returncode == 0
+    result = _materialize(_defs(dsn, changed_only=True))
+    assert result.success
+    assert not _materialized(result)  # nothing changed, nothing materialized
+    assert set(_run_log(sql, result.run_id).values()) == {"unchanged"}
+    checks = _check_results(result)
+    assert len(checks) == 40 and all(c.passed or c.severity == dg.AssetCheckSeverity.WARN
+                                     for c in checks.values())
+    # One source changes: the marts that read it are materialized, the others are not.
+    sql("UPDATE public.drug_ownerships SET is_current = NOT is_current WHERE id = "
+        "(SELECT min(id) FROM public.drug_ownerships)")
+    again = _materialize(_defs(dsn, changed_only=True))
+    assert again.success
+    assert set(_materialized(again)) == {key("mv_competitive_landscape"), key("mv_drug_pipeline")}

@@ -33,6 +33,8 @@ class BioloupeViewsResource(dg.ConfigurableResource):
     lock_timeout: Optional[str] = None
     statement_timeout: Optional[str] = None
     log_retention: str = "90d"
+    changed_only: bool = False       # refresh only marts whose inputs changed (track-sources)
+    vacuum: bool = True              # VACUUM each mart before its refresh (refresh-views')
 
     def resolved_dsn(self) -> str:
         return resolve_dsn(self.dsn)
@@ -41,6 +43,7 @@ class BioloupeViewsResource(dg.ConfigurableResource):
         """engine.Options for one Dagster run: trigger 'dagster', its run id as the ref."""
         return engine.Options(
             concurrently=self.concurrently, threads=self.threads,
+            changed_only=self.changed_only, vacuum=self.vacuum,
             lock_timeout=_duration("lock_timeout", self.lock_timeout),
             statement_timeout=_duration("statement_timeout", self.statement_timeout),
             wait=durations.seconds(_duration("lock_wait", self.lock_wait)),
