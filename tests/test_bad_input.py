@@ -196,7 +196,9 @@ def test_permission_denied(cli, dsn, sources_dsn, server, admin):
     migrated = with_user(server, dsn.rsplit("/", 1)[1], role, SECRET)
     for command in CLI_COMMANDS:
         result = run(cli, command, migrated)
-        assert_one_line(result, command, "permission denied for schema bioloupe_views",
+        # PUBLIC may look names up in the schema (the source triggers need it), so what is
+        # denied is the first view or routine the command reads.
+        assert_one_line(result, command, "permission denied for ",
                         "alembic -x refresher_role=<this role> upgrade head")
     result = run(cli, "alembic", with_user(server, sources_dsn.rsplit("/", 1)[1], role, SECRET))
     assert_one_line(result, "alembic", "permission denied for schema public",
