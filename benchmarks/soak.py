@@ -40,10 +40,12 @@ SIZE_LIMIT = 1.5
 SCRATCH = "bioloupe_soak_fresh"
 
 
-def _sizes(cur) -> dict[str, int]:
-    cur.execute("SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
-                " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND c.relname = ANY(%s)",
+def _sizes(cur, part: str = "pg_total_relation_size") -> dict[str, int]:
+    """Each mart's size: with its indexes (default), or one part (pg_relation_size: the
+    heap; pg_indexes_size: the indexes)."""
+    cur.execute(sql.SQL("SELECT c.relname, {}(c.oid) FROM pg_class c"
+                        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE n.nspname = %s AND c.relname = ANY(%s)").format(sql.SQL(part)),
                 (definitions.MART_SCHEMA, list(definitions.marts())))
     return dict(cur.fetchall())
 
@@ -107,7 +109,9 @@ def run(dsn: str, cycles: int, retention: str = "20s", fresh_every: int = 20,
                     " FROM bioloupe_views.run")
         runs, oldest = cur.fetchone()
         entry = {"cycle": cycle, "seconds": round(seconds, 3), "exit": done.returncode,
-                 "sizes": _sizes(cur), "reads": _lookups(cur, ids), "runs_kept": runs,
+                 "sizes": _sizes(cur), "heap": _sizes(cur, "pg_relation_size"),
+                 "indexes": _sizes(cur, "pg_indexes_size"),
+                 "reads": _lookups(cur, ids), "runs_kept": runs,
                  "oldest_run_seconds": round(float(oldest), 1)}
         record["cycles"].append(entry)
         if cycle % fresh_every == 0 or cycle == cycles:
