@@ -46,7 +46,7 @@ def _one(conn, query, params=None):
 
 def replay_seconds(primary, standby, timeout: float = 300) -> float:
     """Seconds until the standby has replayed everything the primary has written."""
-    (lsn,) = _one(primary, "SELECT pg_current_wal_lsn()::text")
+    (lsn,) = _one(primary, "SELECT pg_current_wal_insert_lsn()::text")
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if _one(standby, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))[0]:

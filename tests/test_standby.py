@@ -51,8 +51,9 @@ def primary_and_standby():
 
 
 def caught_up(primary_sql, standby_sql, seconds=30):
-    """Wait until the standby has replayed everything the primary has written so far."""
-    (lsn,), = primary_sql("SELECT pg_current_wal_lsn()::text")
+    """Wait until the standby has replayed everything the primary has written so far: the
+    insert position, which covers an asynchronous commit not yet flushed."""
+    (lsn,), = primary_sql("SELECT pg_current_wal_insert_lsn()::text")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if standby_sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)) == [(True,)]:
