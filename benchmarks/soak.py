@@ -31,7 +31,7 @@ if __package__ in (None, ""):
 import psycopg2  # noqa: E402
 from psycopg2 import sql  # noqa: E402
 
-from bioloupe_views import definitions, migrate  # noqa: E402
+from bioloupe_views import definitions  # noqa: E402
 from bioloupe_views.dev import synthetic  # noqa: E402
 from bioloupe_views.dev.pgserver import ThrowawayServer  # noqa: E402
 
@@ -175,16 +175,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     with ThrowawayServer() as server:
-        admin = psycopg2.connect(server.dsn())
-        admin.autocommit = True
-        admin.cursor().execute("CREATE DATABASE soak")
-        admin.close()
-        dsn = server.dsn("soak")
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        synthetic.load(conn, args.scale)
-        conn.close()
-        migrate.upgrade(dsn)
+        dsn = synthetic.migrated_database(server, "soak", args.scale)
         t0 = time.perf_counter()
         record = run(dsn, args.cycles, args.log_retention, args.fresh_every)
         record["seconds"] = round(time.perf_counter() - t0, 1)

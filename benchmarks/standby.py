@@ -29,7 +29,6 @@ if __package__ in (None, ""):
 
 import psycopg2  # noqa: E402
 
-from bioloupe_views import migrate  # noqa: E402
 from bioloupe_views.dev import synthetic  # noqa: E402
 from bioloupe_views.dev.pgserver import ThrowawayServer  # noqa: E402
 
@@ -72,16 +71,9 @@ def main(argv=None) -> int:
     primary = ThrowawayServer().start()
     standby = None
     try:
-        admin = psycopg2.connect(primary.dsn())
-        admin.autocommit = True
-        admin.cursor().execute("CREATE DATABASE bench")
-        admin.close()
-        dsn = primary.dsn("bench")
+        dsn = synthetic.migrated_database(primary, "bench", args.scale, analyze=True)
         conn = psycopg2.connect(dsn)
         conn.autocommit = True
-        synthetic.load(conn, args.scale)
-        conn.cursor().execute("ANALYZE")
-        migrate.upgrade(dsn)
         standby = primary.start_standby()
         standby_conn = psycopg2.connect(standby.dsn("bench"))
         standby_conn.autocommit = True

@@ -10,7 +10,6 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from bioloupe_views import migrate
 from bioloupe_views.dev import synthetic
 from bioloupe_views.dev.pgserver import ThrowawayServer
 from tests.conftest import TEST_SCALE, _sql_runner, assert_equal_to_seed
@@ -23,17 +22,7 @@ def own_server():
     """A migrated database with sources, on a server that this test may crash."""
     server = ThrowawayServer().start()
     try:
-        admin = psycopg2.connect(server.dsn())
-        admin.autocommit = True
-        admin.cursor().execute("CREATE DATABASE crash")
-        admin.close()
-        dsn = server.dsn("crash")
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        synthetic.load(conn, TEST_SCALE)
-        conn.close()
-        migrate.upgrade(dsn)
-        yield server, dsn
+        yield server, synthetic.migrated_database(server, "crash", TEST_SCALE)
     finally:
         server.stop()
 

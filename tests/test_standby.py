@@ -17,7 +17,6 @@ import time
 import psycopg2
 import pytest
 
-from bioloupe_views import migrate
 from bioloupe_views.dev import synthetic
 from bioloupe_views.dev.pgserver import ThrowawayServer
 from tests.conftest import TEST_SCALE, _sql_runner
@@ -32,16 +31,7 @@ def primary_and_standby():
     primary = ThrowawayServer().start()
     standby = None
     try:
-        admin = psycopg2.connect(primary.dsn())
-        admin.autocommit = True
-        admin.cursor().execute("CREATE DATABASE replicated")
-        admin.close()
-        dsn = primary.dsn("replicated")
-        conn = psycopg2.connect(dsn)
-        conn.autocommit = True
-        synthetic.load(conn, TEST_SCALE)
-        conn.close()
-        migrate.upgrade(dsn)
+        dsn = synthetic.migrated_database(primary, "replicated", TEST_SCALE)
         standby = primary.start_standby()
         yield dsn, standby.dsn("replicated")
     finally:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg2
 from psycopg2 import sql
 
-from .. import contract
+from .. import contract, migrate
 
 GENERATE_SQL = Path(__file__).parent / "generate.sql"
 MUTATE_SQL = Path(__file__).parent / "mutate.sql"
@@ -36,3 +37,19 @@ def mutate(conn) -> None:
     """Apply a deterministic batch of inserts, updates and deletes to the sources."""
     with conn.cursor() as cur:
         cur.execute(MUTATE_SQL.read_text())
+
+
+def migrated_database(server, name: str, scale: float, analyze: bool = False) -> str:
+    """A new database `name` on the throwaway `server`, with the synthetic sources (ANALYZEd
+    if asked) and the marts migrated to head; returns its DSN."""
+    dsn = server.create_database(name)
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        load(conn, scale)
+        if analyze:
+            conn.cursor().execute("ANALYZE")
+    finally:
+        conn.close()
+    migrate.upgrade(dsn)
+    return dsn
