@@ -50,6 +50,16 @@ def _sizes(cur, part: str = "pg_total_relation_size") -> dict[str, int]:
     return dict(cur.fetchall())
 
 
+def _rows(cur) -> dict[str, int]:
+    """Each mart's row count: the soak's changes delete more than they add to some marts."""
+    counts = {}
+    for mart in definitions.marts():
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(definitions.MART_SCHEMA, mart)))
+        counts[mart] = cur.fetchone()[0]
+    return counts
+
+
 def fresh_sizes(cur) -> dict[str, int]:
     """Each mart's rows, built fresh with its indexes in a scratch schema: what a new build
     of the same data takes."""
@@ -61,6 +71,9 @@ def fresh_sizes(cur) -> dict[str, int]:
             sql.Identifier(SCRATCH, mart), sql.Identifier(definitions.MART_SCHEMA, mart)))
         for statement in version.index_statements(SCRATCH):
             cur.execute(statement)
+        # Vacuumed like the mart, so both have their free-space and visibility maps: like
+        # for like, which matters at test scale where those are a few percent of a mart.
+        cur.execute(sql.SQL("VACUUM {}").format(sql.Identifier(SCRATCH, mart)))
         cur.execute("SELECT pg_total_relation_size(%s::regclass)", (f"{SCRATCH}.{mart}",))
         sizes[mart] = cur.fetchone()[0]
         cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(SCRATCH, mart)))
@@ -110,7 +123,10 @@ def run(dsn: str, cycles: int, retention: str = "20s", fresh_every: int = 20,
         runs, oldest = cur.fetchone()
         entry = {"cycle": cycle, "seconds": round(seconds, 3), "exit": done.returncode,
                  "sizes": _sizes(cur), "heap": _sizes(cur, "pg_relation_size"),
-                 "indexes": _sizes(cur, "pg_indexes_size"),
+                 "indexes": _sizes(cur, "pg_indexes_size"), "rows": _rows(cur),
+                 "index_rebuilds": [line.split(" the indexes of ")[1].split(" ")[0]
+                                    for line in done.stdout.splitlines()
+                                    if "Upkeep: rebuilt" in line],
                  "reads": _lookups(cur, ids), "runs_kept": runs,
                  "oldest_run_seconds": round(float(oldest), 1)}
         record["cycles"].append(entry)

@@ -25,7 +25,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from . import definitions, mart_graph, roles, selection
+from . import definitions, index_upkeep, limits, mart_graph, roles, selection, standby
 from .db import connect, first_line
 from .errors import ConnectionLostError, LockBusyError
 from .definitions import in_project
@@ -48,7 +48,8 @@ class Options:
     trigger: str = "cli"
     trigger_ref: str | None = None
     retention: str = "90 days"     # how long the run log keeps a run
-    vacuum: bool = True            # VACUUM each published mart (see _Worker._vacuum)
+    vacuum: bool = True            # keep each mart's size bounded: VACUUM before its refresh
+                                   # (_Worker._vacuum), rebuild bloated indexes after the run
     changed_only: bool = False     # refresh only marts whose inputs changed (claim_next)
 
     def run_options(self) -> dict:
@@ -87,6 +88,7 @@ class RunResult:
     results: list[MartResult]
     seconds: float
     status: str = "success"
+    rebuilds: list = field(default_factory=list)   # index_upkeep.Rebuild, one per mart rebuilt
 
     @property
     def ok(self) -> bool:
@@ -99,6 +101,7 @@ class Reporter:
     def begin(self, marts: list[str], options: Options) -> None: ...
     def start(self, index: int, total: int, mart: str) -> None: ...
     def finish(self, index: int, total: int, result: MartResult) -> None: ...
+    def rebuilt(self, rebuild) -> None: ...
 
 
 _LOG_SQL = in_project("""
@@ -114,6 +117,8 @@ def _result(row, options: Options, server_version: int | None = None) -> MartRes
      reason, since) = row
     if error and sqlstate == roles.INSUFFICIENT_PRIVILEGE:
         error = roles.explain_message(error, sqlstate, context, server_version)
+    elif error:
+        error = limits.explain(error, sqlstate)
     return MartResult(mart, status, mode, options.concurrently and mode == "plain", rows,
                       seconds, checks or [], error, started, ended, reason, since)
 
@@ -337,6 +342,7 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
     options, reporter = options or Options(), reporter or Reporter()
     main = connect(dsn, APPLICATION_NAME)
     try:
+        standby.require_primary(main, dsn)
         graph = mart_graph.load(main)
         marts = selection.select(graph.order, graph.upstream, include, exclude)
         acquire_lock(main, options.wait)
@@ -358,6 +364,7 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
             except KeyboardInterrupt:
                 _close(main, run_id, "cancelled: the client was interrupted")
                 raise
+            rebuilds = _rebuild_bloated_indexes(main, progress, options, reporter)
             status = _close(main, run_id, None)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             # The main connection holds the lock and reads the log; workers' errors are
@@ -369,9 +376,26 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
                 "marts not yet committed keep their last good data, and the next run records "
                 "this one as abandoned; check the server, then run again") from None
         results = [progress.finished[m] for m in marts if m in progress.finished]
-        return RunResult(run_id, results, time.monotonic() - t0, status)
+        return RunResult(run_id, results, time.monotonic() - t0, status, rebuilds)
     finally:
         main.close()
+
+
+def _rebuild_bloated_indexes(main, progress: _Progress, options: Options,
+                             reporter: Reporter) -> list:
+    """After everything is published, and still holding the run's lock: rebuild the
+    indexes of each mart this run refreshed concurrently once they have bloated
+    (index_upkeep). A plain refresh has just built them anew."""
+    if not options.vacuum:
+        return []
+    rebuilds = []
+    for result in progress.finished.values():
+        if result.status == "success" and result.mode == "concurrent":
+            rebuild = index_upkeep.rebuild_if_bloated(main, result.mart)
+            if rebuild:
+                reporter.rebuilt(rebuild)
+                rebuilds.append(rebuild)
+    return rebuilds
 
 
 def _close(main, run_id: str, message: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import datetime
@@ -107,6 +108,10 @@ class ConsoleReporter(Reporter):
                     print_check_details(check, indent="              ")
 
 
+    def rebuilt(self, rebuild) -> None:
+        _line(f"Upkeep: {rebuild.describe()}")
+
+
 def summarize(outcome: RunResult) -> None:
     counts = {s: sum(r.status == s for r in outcome.results) for s in _STATUS_WORD}
     unchanged = f" UNCHANGED={counts['unchanged']}" if counts["unchanged"] else ""
@@ -141,4 +146,5 @@ def run_results(outcome: RunResult, options: Options, target: str) -> dict:
                  "threads": options.threads, "atomic": options.atomic,
                  "changed_only": options.changed_only},
         "results": [r.as_json() for r in outcome.results],
+        "index_rebuilds": [dataclasses.asdict(r) for r in outcome.rebuilds],
     }

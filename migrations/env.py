@@ -23,7 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
-from bioloupe_views import contract, db, refresh_settings, roles
+from bioloupe_views import contract, db, refresh_settings, roles, standby
 from bioloupe_views.config import resolve_dsn
 from bioloupe_views.definitions import in_project
 from bioloupe_views.errors import UserError
@@ -34,6 +34,7 @@ def _connect_engine(x_arguments, reader_role, refresher_role):
         dsn = resolve_dsn(x_arguments.get("dsn"))
         probe = db.connect(dsn)  # fail fast with the friendly message
         try:
+            standby.require_primary(probe, dsn)
             with probe.cursor() as cur:
                 source_schema = contract.resolve(cur, contract.configured(x_arguments))
             if reader_role:

@@ -86,6 +86,9 @@ def test_out_of_temp_space_is_one_error_and_loses_nothing(dsn, cli, sql):
     assert (status, sqlstate) == ("error", "53400"), error
     assert "temp_file_limit" in error
     assert f"ERROR {SLOW}" in result.stdout and "temp_file_limit" in result.stdout
+    # The report says what to do about it, not only what PostgreSQL said.
+    assert "raise temp_file_limit" in result.stdout
+    assert "the mart keeps its last good data" in result.stdout
     assert fingerprint(sql, SLOW) == before  # nothing published
     assert sql("SELECT status FROM bioloupe_views.run") == [("error",)]
     # With room again, the next run publishes.

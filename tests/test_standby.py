@@ -8,10 +8,14 @@ so the standby is read while that refresh is in progress, deterministically:
   standby shows exactly what the primary published;
 - a plain REFRESH takes ACCESS EXCLUSIVE, which is WAL-logged and replayed: readers on the
   standby wait for the primary's transaction, which is why the tool refreshes concurrently.
+Also: hot_standby_feedback decides whether VACUUM's cleanup on the primary cancels a long
+report on the standby (what doctor tells standby readers), the writing commands refuse a
+standby in one line, and the read-only ones work there.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import psycopg2
@@ -23,21 +27,38 @@ from tests.conftest import TEST_SCALE, _sql_runner
 from tests.test_faults import (SLOW, SLOW_SOURCE, Background, SourceLock, change_sources,
                                fingerprint, waiting_refresh_pid)
 
+REPORT_SECONDS = 8  # a long report on the standby
 READ = f"SELECT count(*) FROM public.{SLOW} WHERE drug_id = %s"  # an index lookup
 
 
-@pytest.fixture
-def primary_and_standby():
+def _replicated(standby_settings=None):
+    """A primary with a migrated database and a hot standby of it: (primary DSN, standby
+    DSN), both servers stopped afterwards."""
     primary = ThrowawayServer().start()
     standby = None
     try:
         dsn = synthetic.migrated_database(primary, "replicated", TEST_SCALE)
-        standby = primary.start_standby()
+        standby = primary.start_standby(standby_settings)
         yield dsn, standby.dsn("replicated")
     finally:
         if standby:
             standby.stop()
         primary.stop()
+
+
+@pytest.fixture
+def primary_and_standby():
+    yield from _replicated()
+
+
+@pytest.fixture(params=["off", "on"])
+def feedback_standby(request):
+    """A standby with hot_standby_feedback off or on, that cancels a query in its way after
+    1 s (max_standby_streaming_delay) and reports its oldest snapshot every second."""
+    for dsn, standby in _replicated({"hot_standby_feedback": request.param,
+                                      "max_standby_streaming_delay": "'1s'",
+                                      "wal_receiver_status_interval": "'1s'"}):
+        yield request.param, dsn, standby
 
 
 def caught_up(primary_sql, standby_sql, seconds=30):
@@ -119,3 +140,85 @@ def test_a_plain_refresh_blocks_standby_readers(primary_and_standby, cli):
         assert timings == [None] * len(drugs), timings  # each waited out its 1 s timeout
     finally:
         conn.close()
+
+
+def test_hot_standby_feedback_decides_whether_vacuum_cancels_a_long_standby_query(
+        feedback_standby, cli):
+    """A report on the standby that outlives a refresh and the VACUUM of the rows it
+    replaced: with hot_standby_feedback off, replaying that cleanup cancels the report once
+    max_standby_streaming_delay has passed; with it on, the primary keeps the rows the
+    report still sees, and it finishes. What doctor tells standby readers rests on this."""
+    feedback, primary, standby = feedback_standby
+    sql, conn = _sql_runner(primary)
+    standby_sql, standby_conn = _sql_runner(standby)
+    outcome = {}
+
+    def report():
+        reader = psycopg2.connect(standby)
+        try:
+            with reader.cursor() as cur:
+                cur.execute(f"SELECT count(*) FROM public.{SLOW}, pg_sleep({REPORT_SECONDS})")
+                outcome["rows"] = cur.fetchone()[0]
+        except psycopg2.Error as exc:
+            outcome["error"] = str(exc).splitlines()[0]
+        finally:
+            reader.close()
+
+    try:
+        synthetic.mutate(conn)  # replaces rows of the mart: the refresh leaves them dead
+        thread = threading.Thread(target=report)
+        thread.start()
+        time.sleep(2.5)  # the standby has told the primary the report's snapshot (if on)
+        result = cli("refresh", "--select", SLOW, dsn=primary)
+        assert result.returncode == 0, result.stdout + result.stderr
+        sql(f"VACUUM public.{SLOW}")
+        caught_up(sql, standby_sql)
+        thread.join(REPORT_SECONDS + 30)
+        conflicts = standby_sql("SELECT confl_snapshot FROM pg_stat_database_conflicts"
+                                " WHERE datname = 'replicated'")[0][0]
+    finally:
+        conn.close()
+        standby_conn.close()
+    if feedback == "off":
+        assert outcome.get("error", "").startswith(
+            "canceling statement due to conflict with recovery"), outcome
+        assert conflicts == 1
+    else:
+        assert "rows" in outcome, outcome
+        assert conflicts == 0
+
+
+def test_writing_commands_on_a_standby_are_one_line_and_change_nothing(primary_and_standby, cli):
+    primary, standby = primary_and_standby
+    sql, conn = _sql_runner(primary)
+    try:
+        runs = sql("SELECT count(*) FROM bioloupe_views.run")
+        for command in (("refresh",), ("cron", "install", "--schedule", "@hourly"),
+                        ("cron", "remove"), ("track-sources", "--apply")):
+            result = cli(*command, dsn=standby)
+            assert result.returncode != 0, (command, result.stdout + result.stderr)
+            assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+            assert "is a hot standby (read-only): point the DSN at the primary" in result.stderr
+        refresh_views = cli(dsn=standby, executable="refresh-views")
+        assert refresh_views.returncode != 0 and "hot standby" in refresh_views.stderr
+        alembic = cli("upgrade", "head", dsn=standby, executable="alembic")
+        assert alembic.returncode != 0 and "Traceback" not in alembic.stdout + alembic.stderr
+        assert "is a hot standby (read-only): point the DSN at the primary" in alembic.stdout + alembic.stderr
+        assert sql("SELECT count(*) FROM bioloupe_views.run") == runs
+    finally:
+        conn.close()
+
+
+def test_read_only_commands_work_on_a_standby_and_doctor_explains_it(primary_and_standby, cli):
+    primary, standby = primary_and_standby
+    for command in (("check",), ("status",), ("track-sources",)):
+        result = cli(*command, dsn=standby)
+        assert result.returncode == 0, (command, result.stdout + result.stderr)
+    doctor = cli("doctor", dsn=standby)
+    assert doctor.returncode == 0, doctor.stderr
+    assert "is a hot standby (read-only)" in doctor.stdout
+    assert "hot_standby_feedback = off" in doctor.stdout
+    assert "max_standby_streaming_delay (30s)" in doctor.stdout
+    assert "no query in this database has been cancelled" in doctor.stdout
+    on_primary = cli("doctor", dsn=primary)
+    assert on_primary.returncode == 0 and "hot standby" not in on_primary.stdout

@@ -18,7 +18,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
-from .. import definitions, mart_graph, selection
+from .. import definitions, mart_graph, selection, standby
 from ..cron_job import JOB_NAME
 from ..definitions import in_project
 from .common import dsn_option, friendly_errors, selection_options
@@ -181,8 +181,10 @@ def cron_group() -> None:
 def install_command(dsn, schedule, select, exclude, changed_only):
     """Create or update the pg_cron job that refreshes the marts (creates the extension if needed)."""
     schedule = validate_schedule(schedule)
-    conn = connect(resolve_dsn(dsn))
+    dsn = resolve_dsn(dsn)
+    conn = connect(dsn)
     try:
+        standby.require_primary(conn, dsn)
         setup = check_pg_cron(conn, create=True)
         graph = mart_graph.load(conn)
         marts = None
@@ -219,8 +221,10 @@ def install_command(dsn, schedule, select, exclude, changed_only):
 @friendly_errors
 def remove_command(dsn):
     """Remove the pg_cron job (harmless when there is none)."""
-    conn = connect(resolve_dsn(dsn))
+    dsn = resolve_dsn(dsn)
+    conn = connect(dsn)
     try:
+        standby.require_primary(conn, dsn)
         try:
             check_pg_cron(conn, create=False)
         except PgCronError:

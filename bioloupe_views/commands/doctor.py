@@ -9,6 +9,11 @@ read through definitions.py; the latest version's); an index counts as present w
 those columns (sql/_queries/source_index.sql). Works before `alembic upgrade head` too: it
 reads only the sources and the system catalog. Exit code 0 whether or not indexes are
 missing: the output is advice.
+
+Connected to a hot standby, doctor says so first (the refresh, the migrations and those
+indexes belong on the primary) and adds what matters to the marts' readers there: the
+standby's hot_standby_feedback and max_standby_streaming_delay, and the queries replay has
+already cancelled (standby.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import click
 from psycopg2 import sql
 
-from .. import contract, definitions, source_tracking
+from .. import contract, definitions, source_tracking, standby
 from .common import dsn_option, friendly_errors
 from ..config import describe, resolve_dsn
 from ..db import connect
@@ -94,11 +99,16 @@ def doctor_command(dsn):
     dsn = resolve_dsn(dsn)
     conn = connect(dsn)
     try:
+        replica = standby.state(conn) if standby.in_recovery(conn) else None
         schema, findings = diagnose(conn)
         statements = [create_statement(conn, f) for f in findings if f.existing is None]
         tracking = _tracking(conn)
     finally:
         conn.close()
+    if replica:
+        click.echo(f"Note: {describe(dsn)} is a hot standby (read-only); last replayed commit "
+                   f"{replica.last_replay or 'none yet'}.")
+        click.echo("")
     click.echo(f"Source indexes the marts' query plans use, on {describe(dsn)} "
                f"(schema {schema}):")
     if not findings:
@@ -117,6 +127,11 @@ def doctor_command(dsn):
         click.echo("No source index is missing.")
     if tracking is not None:
         _print_tracking(tracking)
+    if replica:
+        click.echo("")
+        click.echo("Reading the marts on this hot standby:")
+        for line in replica.advice():
+            click.echo(f"  {line}")
 
 
 def _tracking(conn) -> list[source_tracking.Source] | None:

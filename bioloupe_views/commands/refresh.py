@@ -25,8 +25,9 @@ def refresh_options(func):
         click.option("--check/--no-check", "run_checks", default=True, show_default=True,
                      help="Run each mart's checks before its refresh is published."),
         click.option("--vacuum/--no-vacuum", default=True, show_default=True,
-                     help="VACUUM each mart just before its refresh, so frequent refreshes "
-                          "do not outrun autovacuum."),
+                     help="Keep each mart's size bounded: VACUUM it just before its refresh, so "
+                          "that frequent refreshes do not outrun autovacuum, and rebuild its "
+                          "indexes concurrently once refreshes have bloated them."),
         click.option("--changed-only", is_flag=True,
                      help="Refresh only the marts whose tracked sources (or upstream marts) "
                           "changed since their last refresh; the others are reported unchanged. "

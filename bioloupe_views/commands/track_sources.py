@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 import psycopg2
 
-from .. import source_tracking
+from .. import source_tracking, standby
 from ..config import describe, resolve_dsn
 from ..db import connect, first_line, require_migrated
 from ..errors import UserError
@@ -28,6 +28,8 @@ def track_sources_command(dsn, apply, remove):
     dsn = resolve_dsn(dsn)
     conn = connect(dsn)
     try:
+        if apply:
+            standby.require_primary(conn, dsn)
         require_migrated(conn)
         with conn.cursor() as cur:
             schema, found = source_tracking.sources(cur)

@@ -1,0 +1,115 @@
+"""Rebuild a mart's indexes once refreshes have bloated them, without blocking its readers.
+
+REFRESH ... CONCURRENTLY publishes its diff as deletes and inserts. The VACUUM before each
+refresh hands the heap's dead space back for reuse, but a B-tree page that an insert split
+stays split: over a 60-cycle soak the unique index of mv_efficacy_evidence grew to 1.9x a
+fresh build of it while the mart's rows shrank, and it kept growing. So after a run has
+published, each mart it refreshed is compared with what a fresh build of its indexes would
+take (sql/_queries/index_bloat.sql); past REBUILD_AT, `REINDEX TABLE CONCURRENTLY` rebuilds
+all of that mart's indexes. Readers go on reading throughout (it takes SHARE UPDATE
+EXCLUSIVE, never a lock a SELECT waits for), on the primary and on hot standbys.
+
+REINDEX CONCURRENTLY first waits for every transaction older than it, in the whole database.
+A long report must not hold the run, so it waits at most WAIT (lock_timeout): then it gives
+up, the half-built copies it leaves (invalid indexes named *_ccnew*) are dropped, and a later
+run tries again. Leftovers from an interrupted rebuild are dropped by the next one the same
+way. pg_cron's procedure cannot do this (REINDEX CONCURRENTLY is not allowed in a procedure's
+transaction); `refresh-views` runs from time to time, or a DBA's REINDEX, does it there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psycopg2
+from psycopg2 import sql
+
+from . import definitions
+from .db import first_line
+
+BLOAT_QUERY = definitions.SQL_DIR / "_queries" / "index_bloat.sql"
+REBUILD_AT = 1.4      # an index this many times its fresh-build estimate gets its mart rebuilt
+WAIT = "5s"           # the longest a rebuild waits for older transactions before giving up
+
+_LEFTOVERS = """
+SELECT ic.relname FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = %(schema)s AND t.relname = %(mart)s AND NOT i.indisvalid
+  AND ic.relname LIKE '%%\\_ccnew%%'
+"""
+
+
+@dataclass
+class Rebuild:
+    mart: str
+    index: str            # the most bloated index, the reason for the rebuild
+    ratio: float          # its size over its fresh-build estimate
+    before: int           # bytes of all the mart's indexes before
+    after: int | None     # and after (None when it gave up)
+    seconds: float
+    error: str | None = None
+
+    def describe(self) -> str:
+        why = f"{self.index} was {self.ratio:.1f}x a fresh build"
+        if self.error:
+            return (f"left the indexes of {self.mart} as they are ({why}): {self.error}; "
+                    "a later run tries again")
+        return (f"rebuilt the indexes of {self.mart} concurrently ({why}): "
+                f"{_mb(self.before)} -> {_mb(self.after)} in {self.seconds:.2f}s")
+
+
+def _mb(size: int | None) -> str:
+    return f"{(size or 0) / 1048576:.1f} MB"
+
+
+def most_bloated(cur, mart: str) -> tuple[str, float] | None:
+    """The mart's index furthest past REBUILD_AT, with its ratio; None if none is."""
+    cur.execute(BLOAT_QUERY.read_text(), {"schema": definitions.MART_SCHEMA, "mart": mart})
+    worst = max(((name, actual / fresh) for name, actual, fresh in cur.fetchall() if fresh),
+                key=lambda item: item[1], default=None)
+    return worst if worst and worst[1] > REBUILD_AT else None
+
+
+def _indexes_size(cur, mart: str) -> int:
+    cur.execute("SELECT pg_indexes_size(%s::regclass)",
+                (sql.Identifier(definitions.MART_SCHEMA, mart).as_string(cur),))
+    return cur.fetchone()[0]
+
+
+def drop_leftovers(cur, mart: str) -> None:
+    """Drop the invalid copies an interrupted or abandoned rebuild left on the mart: every
+    refresh would otherwise keep maintaining them."""
+    cur.execute(_LEFTOVERS, {"schema": definitions.MART_SCHEMA, "mart": mart})
+    for (name,) in cur.fetchall():
+        cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+            sql.Identifier(definitions.MART_SCHEMA, name)))
+
+
+def rebuild_if_bloated(conn, mart: str) -> Rebuild | None:
+    """Rebuild the mart's indexes when one is past REBUILD_AT; None when none is. Needs an
+    autocommit session that may REINDEX the mart (its owner, or MAINTAIN on 17+); a role
+    that may not is left alone, as is a mart whose statistics are missing."""
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        worst = most_bloated(cur, mart)
+        if worst is None:
+            return None
+        before, t0 = _indexes_size(cur, mart), time.monotonic()
+        cur.execute("SET lock_timeout = %s", (WAIT,))
+        try:
+            drop_leftovers(cur, mart)
+            cur.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(
+                sql.Identifier(definitions.MART_SCHEMA, mart)))
+            after, error = _indexes_size(cur, mart), None
+        except psycopg2.Error as exc:
+            after, error = None, first_line(exc)
+            try:
+                drop_leftovers(cur, mart)
+            except psycopg2.Error:
+                pass  # still in the way: the next rebuild drops them first
+        finally:
+            cur.execute("RESET lock_timeout")
+    return Rebuild(mart, worst[0], worst[1], before, after, time.monotonic() - t0, error)
