@@ -1,0 +1,1 @@
+-- Project schema v4 -> v3: routines only (v3's claim_next() comes back); no table changes.

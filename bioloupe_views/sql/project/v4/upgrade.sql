@@ -1,0 +1,2 @@
+-- Project schema v4: claim_next() also waits for the earlier marts of the run that a mart's
+-- checks read. Routines only (v4/routines/115_claim_next.sql): no table changes.
