@@ -87,19 +87,19 @@ def test_no_change_skips_every_mart_and_says_since_when(tracked, cli, sql, tmp_p
     assert status.stdout.count("unchanged") == 5, status.stdout
 
 
-def test_a_mart_waits_for_the_marts_its_checks_read_so_nothing_is_refreshed_twice(
-        tracked, cli, sql):
-    """mv_efficacy_evidence's checks read mv_development_programs. With several workers, a
-    full run refreshes it only once mv_development_programs is published, so its audit
-    reads the new rows and the next --changed-only run has nothing to do."""
+def test_checks_wait_for_the_marts_they_read_so_nothing_is_refreshed_twice(tracked, cli, sql):
+    """mv_efficacy_evidence's checks read mv_development_programs. With several workers both
+    refresh side by side, but the checks wait for mv_development_programs' publish: they
+    read its new rows, and the next --changed-only run has nothing to do."""
     _touch(sql, DISEASES)
     assert refresh_views(cli, "--threads", "4", dsn=tracked).returncode == 0
-    ((programs_ended, evidence_started),) = sql(
-        "SELECT max(ended_at) FILTER (WHERE mart = 'mv_development_programs'),"
-        " max(started_at) FILTER (WHERE mart = 'mv_efficacy_evidence')"
-        " FROM bioloupe_views.run_log WHERE run_id = (SELECT run_id FROM bioloupe_views.run"
-        " ORDER BY started_at DESC LIMIT 1)")
-    assert evidence_started >= programs_ended
+    ((side_by_side, checks_saw_it),) = sql(
+        "SELECT e.started_at < p.ended_at,"
+        "       pg_visible_in_snapshot(p.xid, e.check_snapshot)"
+        " FROM bioloupe_views.run_log e JOIN bioloupe_views.run_log p USING (run_id)"
+        " WHERE e.mart = 'mv_efficacy_evidence' AND p.mart = 'mv_development_programs'"
+        "   AND e.run_id = (SELECT run_id FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1)")
+    assert side_by_side and checks_saw_it
     _changed_only(cli, tracked)
     assert _statuses(sql) == {m: "unchanged" for m in MARTS}
 

@@ -281,17 +281,20 @@ def test_0003_down_to_0002_and_up_again_keeps_a_run_of_unchanged_marts(dsn, cli,
 
 
 def test_0004_down_to_0003_and_up_again_keeps_history_and_the_wait(dsn, cli, sql):
-    """0004 changes one routine (claim_next waits for the earlier marts a mart's checks
-    read): down to 0003 a populated database keeps its run history and refreshes as 0003
-    did, and up again the wait is back."""
+    """0004 adds the checks' wait for the earlier marts they read and the check snapshot:
+    down to 0003 a populated database keeps its run history (less that column) and
+    refreshes as 0003 did, and up again the wait is back."""
+    def waits():
+        return "check_snapshot" in sql("SELECT prosrc FROM pg_proc WHERE proname = 'refresh_mart'")[0][0]
+
     assert cli("refresh", dsn=dsn).returncode == 0
     history = _history(sql)
     migrate.downgrade(dsn, "0003")
     assert sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == [("0003",)]
-    assert _history(sql) == history
-    assert "mart_inputs" not in sql("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next'")[0][0]
+    assert _history(sql) == history and not waits()
     assert cli("refresh", dsn=dsn).returncode == 0
     migrate.upgrade(dsn)
     assert _history(sql)[:len(history)] == history and len(_history(sql)) == len(history) + 5
-    assert "mart_inputs" in sql("SELECT prosrc FROM pg_proc WHERE proname = 'claim_next'")[0][0]
+    assert waits()
     assert cli("refresh", dsn=dsn).returncode == 0
+    assert sql("SELECT count(*) FROM bioloupe_views.run_log WHERE check_snapshot IS NOT NULL") == [(5,)]

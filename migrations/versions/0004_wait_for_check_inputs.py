@@ -1,6 +1,7 @@
-"""A mart waits, within a run, for the earlier marts its checks read: its audit sees their
-new rows, and --changed-only does not refresh it again in the next run. Routines only; run
-history is kept both ways.
+"""A mart's checks wait, within a run, for the earlier marts they read (the refreshes still
+run side by side): the audit sees their new rows, and the snapshot the checks start from is
+kept, so --changed-only does not refresh the mart again in the next run. Run history is kept
+both ways.
 
 Revision ID: 0004
 Revises: 0003
