@@ -216,13 +216,15 @@ class _Worker(threading.Thread):
         refresh, not after: right after a publish, the other marts' refreshes of the same
         run still hold older snapshots, so VACUUM could remove nothing; the previous run's
         dead rows are removable now, and this refresh reuses their space at once. Outside
-        the refresh's transaction, so it never holds up readers; a role that may not
+        the refresh's transaction, and without truncating the heap's empty tail: that
+        takes ACCESS EXCLUSIVE, which readers queue behind and hot standbys replay (the
+        next refresh fills that space anyway). So it never holds up readers; a role that may not
         vacuum the mart (not its owner, no MAINTAIN) gets a server warning and leaves it
         to autovacuum."""
         try:
             self.conn.autocommit = True
             with self.conn.cursor() as cur:
-                cur.execute(sql.SQL("VACUUM {}").format(
+                cur.execute(sql.SQL("VACUUM (TRUNCATE false) {}").format(
                     sql.Identifier(definitions.MART_SCHEMA, mart)))
         except psycopg2.Error:
             pass  # the mart is published and logged; autovacuum will get to it

@@ -94,7 +94,10 @@ def rebuild_if_bloated(conn, mart: str) -> Rebuild | None:
     that may not is left alone, as is a mart whose statistics are missing."""
     conn.autocommit = True
     with conn.cursor() as cur:
-        worst = most_bloated(cur, mart)
+        try:
+            worst = most_bloated(cur, mart)
+        except psycopg2.DatabaseError:
+            return None  # upkeep is a bonus: the run has published; a lost session shows later
         if worst is None:
             return None
         before, t0 = _indexes_size(cur, mart), time.monotonic()
