@@ -20,7 +20,9 @@ from tests.test_faults import (SLOW, SLOW_SOURCE, Background, SourceLock, change
 @pytest.fixture
 def own_server():
     """A migrated database with sources, on a server that this test may crash."""
-    server = ThrowawayServer().start()
+    # Commits flushed at once, as on a production server: the throwaway default
+    # (synchronous_commit off) may lose the run's last commits in the crash itself.
+    server = ThrowawayServer(settings={"synchronous_commit": "on"}).start()
     try:
         yield server, synthetic.migrated_database(server, "crash", TEST_SCALE)
     finally:
