@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -113,9 +115,12 @@ def run(dsn: str, cycles: int, retention: str = "20s", fresh_every: int = 20,
     for cycle in range(1, cycles + 1):
         synthetic.mutate(conn)
         t0 = time.perf_counter()
-        done = subprocess.run([str(exe), "--dsn", dsn, "--log-retention", retention],
-                              capture_output=True, text=True, cwd=ROOT)
+        results = Path(tempfile.gettempdir()) / f"soak-{os.getpid()}.json"
+        results.unlink(missing_ok=True)
+        done = subprocess.run([str(exe), "--dsn", dsn, "--log-retention", retention,
+                               "--json", str(results)], capture_output=True, text=True, cwd=ROOT)
         seconds = time.perf_counter() - t0
+        upkeep = json.loads(results.read_text()) if results.exists() else {}
         if done.returncode != 0:
             record["failures"].append({"cycle": cycle, "output": done.stdout[-2000:] + done.stderr})
         cur.execute("SELECT count(*), coalesce(extract(epoch FROM now() - min(started_at)), 0)"
@@ -124,9 +129,10 @@ def run(dsn: str, cycles: int, retention: str = "20s", fresh_every: int = 20,
         entry = {"cycle": cycle, "seconds": round(seconds, 3), "exit": done.returncode,
                  "sizes": _sizes(cur), "heap": _sizes(cur, "pg_relation_size"),
                  "indexes": _sizes(cur, "pg_indexes_size"), "rows": _rows(cur),
-                 "index_rebuilds": [line.split(" the indexes of ")[1].split(" ")[0]
-                                    for line in done.stdout.splitlines()
-                                    if "Upkeep: rebuilt" in line],
+                 "index_rebuilds": [r["mart"] for r in upkeep.get("index_rebuilds", [])
+                                    if r["after"] is not None],
+                 "heap_rewrites": [r["mart"] for r in upkeep.get("heap_rewrites", [])
+                                   if r["after"] is not None],
                  "reads": _lookups(cur, ids), "runs_kept": runs,
                  "oldest_run_seconds": round(float(oldest), 1)}
         record["cycles"].append(entry)

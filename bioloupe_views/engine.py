@@ -25,7 +25,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extras import Json
 
-from . import definitions, index_upkeep, limits, mart_graph, roles, selection, standby
+from . import definitions, heap_upkeep, index_upkeep, limits, mart_graph, roles, selection, standby
 from .db import connect, first_line
 from .errors import ConnectionLostError, LockBusyError
 from .definitions import in_project
@@ -49,7 +49,8 @@ class Options:
     trigger_ref: str | None = None
     retention: str = "90 days"     # how long the run log keeps a run
     vacuum: bool = True            # keep each mart's size bounded: VACUUM before its refresh
-                                   # (_Worker._vacuum), rebuild bloated indexes after the run
+                                   # (_Worker._vacuum), rewrite or rebuild after the run
+    compact_up_to: int = heap_upkeep.DEFAULT_UP_TO   # the largest mart rewritten (0: none)
     changed_only: bool = False     # refresh only marts whose inputs changed (claim_next)
 
     def run_options(self) -> dict:
@@ -89,6 +90,7 @@ class RunResult:
     seconds: float
     status: str = "success"
     rebuilds: list = field(default_factory=list)   # index_upkeep.Rebuild, one per mart rebuilt
+    rewrites: list = field(default_factory=list)   # heap_upkeep.Rewrite, one per mart rewritten
 
     @property
     def ok(self) -> bool:
@@ -101,7 +103,7 @@ class Reporter:
     def begin(self, marts: list[str], options: Options) -> None: ...
     def start(self, index: int, total: int, mart: str) -> None: ...
     def finish(self, index: int, total: int, result: MartResult) -> None: ...
-    def rebuilt(self, rebuild) -> None: ...
+    def upkeep(self, action) -> None: ...   # a heap rewrite or an index rebuild
 
 
 _LOG_SQL = in_project("""
@@ -366,7 +368,7 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
             except KeyboardInterrupt:
                 _close(main, run_id, "cancelled: the client was interrupted")
                 raise
-            rebuilds = _rebuild_bloated_indexes(main, progress, options, reporter)
+            rebuilds, rewrites = _keep_sizes_bounded(main, progress, options, reporter)
             status = _close(main, run_id, None)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             # The main connection holds the lock and reads the log; workers' errors are
@@ -378,26 +380,36 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
                 "marts not yet committed keep their last good data, and the next run records "
                 "this one as abandoned; check the server, then run again") from None
         results = [progress.finished[m] for m in marts if m in progress.finished]
-        return RunResult(run_id, results, time.monotonic() - t0, status, rebuilds)
+        return RunResult(run_id, results, time.monotonic() - t0, status, rebuilds, rewrites)
     finally:
         main.close()
 
 
-def _rebuild_bloated_indexes(main, progress: _Progress, options: Options,
-                             reporter: Reporter) -> list:
-    """After everything is published, and still holding the run's lock: rebuild the
-    indexes of each mart this run refreshed concurrently once they have bloated
-    (index_upkeep). A plain refresh has just built them anew."""
+def _keep_sizes_bounded(main, progress: _Progress, options: Options,
+                        reporter: Reporter) -> tuple[list, list]:
+    """After everything is published, and still holding the run's lock: for each mart this
+    run refreshed concurrently, rewrite its heap if it has bloated and the rewrite is short
+    (heap_upkeep), which rebuilds its indexes too; otherwise rebuild its indexes
+    concurrently once they have bloated (index_upkeep). A plain refresh has just built
+    both anew."""
     if not options.vacuum:
-        return []
-    rebuilds = []
+        return [], []
+    rebuilds, rewrites = [], []
     for result in progress.finished.values():
-        if result.status == "success" and result.mode == "concurrent":
-            rebuild = index_upkeep.rebuild_if_bloated(main, result.mart)
-            if rebuild:
-                reporter.rebuilt(rebuild)
-                rebuilds.append(rebuild)
-    return rebuilds
+        if result.status != "success" or result.mode != "concurrent":
+            continue
+        rewrite = (heap_upkeep.rewrite_if_bloated(main, result.mart, options.compact_up_to)
+                   if options.compact_up_to else None)
+        if rewrite:
+            reporter.upkeep(rewrite)
+            rewrites.append(rewrite)
+            if rewrite.error is None:
+                continue
+        rebuild = index_upkeep.rebuild_if_bloated(main, result.mart)
+        if rebuild:
+            reporter.upkeep(rebuild)
+            rebuilds.append(rebuild)
+    return rebuilds, rewrites
 
 
 def _close(main, run_id: str, message: str | None) -> str:

@@ -29,17 +29,9 @@ from . import definitions
 from .db import first_line
 
 BLOAT_QUERY = definitions.SQL_DIR / "_queries" / "index_bloat.sql"
+LEFTOVERS_QUERY = definitions.SQL_DIR / "_queries" / "index_leftovers.sql"
 REBUILD_AT = 1.4      # an index this many times its fresh-build estimate gets its mart rebuilt
 WAIT = "5s"           # the longest a rebuild waits for older transactions before giving up
-
-_LEFTOVERS = """
-SELECT ic.relname FROM pg_catalog.pg_index i
-JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
-WHERE n.nspname = %(schema)s AND t.relname = %(mart)s AND NOT i.indisvalid
-  AND ic.relname LIKE '%%\\_ccnew%%'
-"""
 
 
 @dataclass
@@ -82,7 +74,7 @@ def _indexes_size(cur, mart: str) -> int:
 def drop_leftovers(cur, mart: str) -> None:
     """Drop the invalid copies an interrupted or abandoned rebuild left on the mart: every
     refresh would otherwise keep maintaining them."""
-    cur.execute(_LEFTOVERS, {"schema": definitions.MART_SCHEMA, "mart": mart})
+    cur.execute(LEFTOVERS_QUERY.read_text(), {"schema": definitions.MART_SCHEMA, "mart": mart})
     for (name,) in cur.fetchall():
         cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
             sql.Identifier(definitions.MART_SCHEMA, name)))

@@ -108,8 +108,8 @@ class ConsoleReporter(Reporter):
                     print_check_details(check, indent="              ")
 
 
-    def rebuilt(self, rebuild) -> None:
-        _line(f"Upkeep: {rebuild.describe()}")
+    def upkeep(self, action) -> None:
+        _line(f"Upkeep: {action.describe()}")
 
 
 def summarize(outcome: RunResult) -> None:
@@ -147,4 +147,5 @@ def run_results(outcome: RunResult, options: Options, target: str) -> dict:
                  "changed_only": options.changed_only},
         "results": [r.as_json() for r in outcome.results],
         "index_rebuilds": [dataclasses.asdict(r) for r in outcome.rebuilds],
+        "heap_rewrites": [dataclasses.asdict(r) for r in outcome.rewrites],
     }

@@ -1,9 +1,11 @@
-"""What every command shares: the --dsn and selection options, duration validation, and
+"""What every command shares: the --dsn and selection options, duration and size
+validation, and
 the rule that a UserError is one line on stderr with its exit code."""
 
 from __future__ import annotations
 
 import functools
+import re
 import sys
 
 import click
@@ -33,6 +35,20 @@ def duration(ctx, param, value):
     if value is not None and not durations.PATTERN.match(value):
         raise click.BadParameter(f"{value!r} is not a duration; use e.g. 500ms, 30s, 5min")
     return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(|B|kB|MB|GB)\s*$")
+_UNITS = {"": 1, "B": 1, "kB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+def size(ctx, param, value):
+    """Click callback: a size in PostgreSQL's units (0, 512kB, 4MB, 1GB) as bytes."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise click.BadParameter(f"{value!r} is not a size; use e.g. 0, 512kB, 4MB, 1GB")
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 def friendly_errors(func):

@@ -10,7 +10,7 @@ import click
 from .. import durations, engine, report
 from ..config import describe, resolve_dsn
 from ..errors import UserError
-from .common import dsn_option, duration, friendly_errors, selection_options
+from .common import dsn_option, duration, friendly_errors, selection_options, size
 
 
 def refresh_options(func):
@@ -28,6 +28,12 @@ def refresh_options(func):
                      help="Keep each mart's size bounded: VACUUM it just before its refresh, so "
                           "that frequent refreshes do not outrun autovacuum, and rebuild its "
                           "indexes concurrently once refreshes have bloated them."),
+        click.option("--compact-up-to", callback=size, default="4MB", show_default=True,
+                     metavar="SIZE",
+                     help="With --vacuum, also rewrite (VACUUM FULL) a mart up to this size, "
+                          "heap and indexes, once its heap is over 1.4x a fresh build: its "
+                          "readers wait for the rewrite, some 20 ms a MB. Never while a "
+                          "physical standby is attached. 0 turns it off."),
         click.option("--changed-only", is_flag=True,
                      help="Refresh only the marts whose tracked sources (or upstream marts) "
                           "changed since their last refresh; the others are reported unchanged. "
@@ -61,14 +67,14 @@ def _terminated(signum, frame):
 
 
 @friendly_errors
-def refresh(dsn, select, exclude, threads, concurrently, run_checks, vacuum, changed_only,
-            atomic, wait, lock_timeout, statement_timeout, json_path, log_retention):
+def refresh(dsn, select, exclude, threads, concurrently, run_checks, vacuum, compact_up_to,
+            changed_only, atomic, wait, lock_timeout, statement_timeout, json_path, log_retention):
     if changed_only and atomic:
         raise UserError("--changed-only cannot be combined with --atomic: an atomic run "
                         "refreshes everything it selects in one transaction; drop one of them")
     dsn = resolve_dsn(dsn)
     options = engine.Options(concurrently=concurrently, checks=run_checks, vacuum=vacuum,
-                             threads=threads,
+                             compact_up_to=compact_up_to, threads=threads,
                              atomic=atomic, lock_timeout=lock_timeout,
                              statement_timeout=statement_timeout, wait=wait,
                              retention=durations.interval(log_retention),
