@@ -131,8 +131,9 @@ def run(dsn: str, cycles: int, retention: str = "20s", fresh_every: int = 20,
                  "indexes": _sizes(cur, "pg_indexes_size"), "rows": _rows(cur),
                  "index_rebuilds": [r["mart"] for r in upkeep.get("index_rebuilds", [])
                                     if r["after"] is not None],
-                 "heap_rewrites": [r["mart"] for r in upkeep.get("heap_rewrites", [])
-                                   if r["after"] is not None],
+                 "heap_rewrites": {r["mart"]: r["seconds"]
+                                   for r in upkeep.get("heap_rewrites", [])
+                                   if r["after"] is not None},
                  "reads": _lookups(cur, ids), "runs_kept": runs,
                  "oldest_run_seconds": round(float(oldest), 1)}
         record["cycles"].append(entry)
@@ -209,6 +210,10 @@ def main(argv=None) -> int:
     print(f"results: {out}")
     worst = max((r for m in record["ratios"].values() for r in m.values()), default=None)
     print(f"failures: {len(record['failures'])}; worst size / fresh: {worst}")
+    rewrites = [t for c in record["cycles"] for t in c["heap_rewrites"].values()]
+    rebuilds = sum(len(c["index_rebuilds"]) for c in record["cycles"])
+    print(f"heap rewrites: {len(rewrites)} (longest {max(rewrites, default=0):.3f}s); "
+          f"index rebuilds: {rebuilds}")
     png = out.with_suffix(".png")
     skipped = chart(record, png)
     print(skipped or f"chart: {png}")

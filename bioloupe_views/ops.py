@@ -165,6 +165,11 @@ def _create_materialized_view(operations: Operations, operation: CreateMateriali
             cur.execute(sql.SQL("COMMENT ON MATERIALIZED VIEW {} IS {}").format(
                 sql.Identifier(definitions.MART_SCHEMA, version.mart),
                 sql.Literal(version.description)))
+        if operation.with_data:
+            # A new relation has no statistics until autovacuum gets to it; the app's first
+            # queries would be planned blind (a lookup read as a scan of the whole mart).
+            cur.execute(sql.SQL("ANALYZE {}").format(
+                sql.Identifier(definitions.MART_SCHEMA, version.mart)))
         cur.execute(in_project("INSERT INTO {project}.mart (name, version) VALUES (%s, %s)"),
                     (version.mart, version.number))
         checks.install(cur, version)

@@ -513,3 +513,14 @@ def test_diff_reports_drift_in_checks_too(dsn, cli, sql):
     assert ("check not_null_mv_drug_trials_drug_id differs: declared severity error at v1,"
             " database has warn at v1") in found.stdout
     assert "missing check not_null_mv_drug_trials_role (declared by v1)" in found.stdout
+
+
+def test_a_new_mart_has_statistics_as_soon_as_it_is_created(sources_dsn, sources_sql):
+    """The app reads a mart right after the migration that creates it; without statistics
+    its first queries are planned blind (autovacuum analyzes it only later)."""
+    migrate.upgrade(sources_dsn)
+    marts = list(definitions.marts())
+    analyzed = sources_sql("SELECT DISTINCT tablename::text FROM pg_stats"
+                           " WHERE schemaname = %s AND tablename = ANY(%s)",
+                           (definitions.MART_SCHEMA, marts))
+    assert sorted(r[0] for r in analyzed) == sorted(marts)
