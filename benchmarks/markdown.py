@@ -64,9 +64,12 @@ def render(results: dict) -> str:
                      f"{_ms(a['max_ms'])} | {a['over_100ms']} |")
     swap = results.get("side_by_side") or {}
     if swap.get("swap_seconds") is not None:
+        reads = (results["reads"].get("side_by_side_swap") or {}).get("all") or {}
+        longest = (f"; the longest read meanwhile took {_ms(reads['max_ms'])} ms"
+                   if reads.get("max_ms") is not None else "")
         lines += ["", f"Side-by-side replacement of mv_development_programs (and its 2 "
-                      f"dependents): built in {_s(swap['build_seconds'])}, readers blocked "
-                      f"{swap['swap_seconds'] * 1000:.0f} ms."]
+                      f"dependents): built in {_s(swap['build_seconds'])}, swap transaction "
+                      f"{swap['swap_seconds'] * 1000:.0f} ms (lock requests to commit){longest}."]
     lines += ["", "| target | goal | measured | | note |", "|---|---|---:|---|---|"]
     for t in results["targets"]:
         lines.append(f"| {t['target']} | {t['goal']} | {t['measured']} | "

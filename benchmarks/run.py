@@ -339,7 +339,8 @@ def main(argv=None) -> int:
         results["side_by_side"] = swap
         if reads:
             results["reads"]["side_by_side_swap"] = reads
-            log(f"  readers blocked {swap['swap_seconds']:.3f}s; reads max {reads['all']['max_ms']} ms")
+            log(f"  swap transaction {swap['swap_seconds']:.3f}s; "
+                f"reads max {reads['all']['max_ms']} ms")
 
         log(f"app reads, idle again, {args.idle_seconds:g}s")
         results["reads"]["idle_after"] = readers.idle(dsn, queries, args.idle_seconds)
