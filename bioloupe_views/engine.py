@@ -368,7 +368,11 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
             except KeyboardInterrupt:
                 _close(main, run_id, "cancelled: the client was interrupted")
                 raise
-            rebuilds, rewrites = _keep_sizes_bounded(main, progress, options, reporter)
+            try:
+                rebuilds, rewrites = _keep_sizes_bounded(main, progress, options, reporter)
+            except KeyboardInterrupt:
+                _close(main, run_id, None)  # everything is published: only upkeep was cut short
+                raise
             status = _close(main, run_id, None)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             # The main connection holds the lock and reads the log; workers' errors are

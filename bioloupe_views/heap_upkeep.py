@@ -17,8 +17,12 @@ where that wait is short:
 - no physical standby streams from this server or holds a slot: a standby replays the lock
   and cancels its own queries that read the mart once they have waited
   max_standby_streaming_delay, whatever hot_standby_feedback says.
-Otherwise the run prints why it left the heap and what a DBA can do. VACUUM FULL rewrites the
-same rows, so what readers see never changes. pg_cron's procedure cannot VACUUM (not allowed
+A mart over `up_to` is left to index_upkeep without a word: its heap holds steady as long as
+its rows do not shrink. Otherwise, when a rule stops the rewrite (or the role may not do it),
+the run prints why and what a DBA can do. The ratio is taken right after the refresh, with
+its replaced rows still in the heap, so a small mart whose every refresh replaces half its
+rows is rewritten after most runs: a few ms each at the default size, and it stays the size
+of a fresh build. VACUUM FULL rewrites the same rows, so what readers see never changes. pg_cron's procedure cannot VACUUM (not allowed
 in a procedure's transaction); `refresh-views` does it there from time to time.
 """
 
@@ -30,10 +34,11 @@ from dataclasses import dataclass
 import psycopg2
 from psycopg2 import sql
 
-from . import definitions
+from . import definitions, index_upkeep
 from .db import first_line
 
 BLOAT_QUERY = definitions.SQL_DIR / "_queries" / "heap_bloat.sql"
+SIZE_QUERY = definitions.SQL_DIR / "_queries" / "mart_size.sql"
 STANDBYS_QUERY = definitions.SQL_DIR / "_queries" / "physical_standbys.sql"
 REWRITE_AT = 1.4              # a heap this many times its fresh build gets rewritten
 DEFAULT_UP_TO = 4 * 1024**2   # the largest mart (heap and indexes) rewritten by default
@@ -61,64 +66,72 @@ def _mb(size: int | None) -> str:
     return f"{(size or 0) / 1048576:.1f} MB"
 
 
-def _size(cur, regclass: str) -> tuple[int, int]:
-    """The mart's total size and its heap's relfilenode (a rewrite changes it)."""
-    cur.execute("SELECT pg_total_relation_size(%s::regclass), pg_relation_filenode(%s::regclass)",
-                (regclass, regclass))
+def _regclass(cur, mart: str) -> str:
+    return sql.Identifier(definitions.MART_SCHEMA, mart).as_string(cur)
+
+
+def _size(cur, mart: str) -> tuple[int, int, bool]:
+    """The mart's total size, its heap's relfilenode, and whether this role may rewrite it."""
+    cur.execute(SIZE_QUERY.read_text(), {"mart": _regclass(cur, mart)})
     return cur.fetchone()
 
 
 def heap_ratio(cur, mart: str) -> float | None:
     """The mart's heap over a fresh build of its rows; None for an empty mart."""
-    name = sql.Identifier(definitions.MART_SCHEMA, mart)
-    query = sql.SQL(BLOAT_QUERY.read_text()).format(mart=name)
-    cur.execute(query, {"mart": name.as_string(cur)})
+    query = sql.SQL(BLOAT_QUERY.read_text()).format(
+        mart=sql.Identifier(definitions.MART_SCHEMA, mart))
+    cur.execute(query, {"mart": _regclass(cur, mart)})
     actual, fresh = cur.fetchone()
     return actual / fresh if fresh else None
 
 
-def _why_not(cur) -> str | None:
-    """Why no mart may be rewritten on this server now, or None."""
+def _why_not(cur, mart: str, may_rewrite: bool) -> str | None:
+    """Why the mart may not be rewritten now, with what a DBA can do; None if it may."""
+    quiet = (f"run `refresh-views --no-concurrently --select {mart}` or VACUUM FULL it in a "
+             "quiet window")
+    if not may_rewrite:
+        return (f"this role may not VACUUM FULL it (its owner, the database's owner or, on "
+                f"17+, a role with MAINTAIN may); {quiet}")
     cur.execute(STANDBYS_QUERY.read_text())
     if cur.fetchone()[0]:
         return ("a physical standby streams from this server (or holds a slot), where the "
-                "rewrite's lock would cancel long queries")
+                f"rewrite's lock would cancel long queries; {quiet}")
     return None
 
 
 def rewrite_if_bloated(conn, mart: str, up_to: int) -> Rewrite | None:
     """Rewrite the mart with VACUUM FULL when its heap is past REWRITE_AT and the rewrite is
     short; None when its heap is within bounds or the mart is over `up_to` (index_upkeep
-    then keeps its indexes bounded without blocking anyone). Needs an autocommit session
-    that may VACUUM FULL the mart (its owner, or MAINTAIN on 17+)."""
+    then keeps its indexes bounded without blocking anyone). Needs an autocommit session.
+    Never raises a database error: the run has published, and upkeep is a bonus."""
     conn.autocommit = True
-    name = sql.Identifier(definitions.MART_SCHEMA, mart)
     with conn.cursor() as cur:
         try:
-            before, filenode = _size(cur, name.as_string(cur))
+            before, filenode, may_rewrite = _size(cur, mart)
             if before > up_to:
                 return None
             ratio = heap_ratio(cur, mart)
+            if ratio is None or ratio <= REWRITE_AT:
+                return None
+            blocker = _why_not(cur, mart, may_rewrite)
         except psycopg2.DatabaseError:
-            return None  # upkeep is a bonus: the run has published; a lost session shows later
-        if ratio is None or ratio <= REWRITE_AT:
-            return None
-        advice = (f"run `refresh-views --no-concurrently --select {mart}` or VACUUM FULL it "
-                  "in a quiet window")
-        blocker = _why_not(cur)
+            return None  # a lost session shows in the next step; the next run tries again
         if blocker:
-            return Rewrite(mart, ratio, before, None, 0.0, f"{blocker}; {advice}")
+            return Rewrite(mart, ratio, before, None, 0.0, blocker)
         t0 = time.monotonic()
-        cur.execute("SET lock_timeout = %s", (WAIT,))
         try:
-            cur.execute(sql.SQL("VACUUM FULL {}").format(name))
-            after, new_filenode = _size(cur, name.as_string(cur))
-            error = None
-            if new_filenode == filenode:  # VACUUM skips, with a warning, what it may not touch
-                after, error = None, ("this role may not VACUUM FULL it (its owner may, or "
-                                      f"MAINTAIN on 17+); {advice}")
+            # A copy a broken REINDEX CONCURRENTLY left would come out of VACUUM FULL valid,
+            # a duplicate that no later upkeep drops.
+            index_upkeep.drop_leftovers(cur, mart)
+            cur.execute("SET lock_timeout = %s", (WAIT,))
+            try:
+                cur.execute(sql.SQL("VACUUM FULL {}").format(
+                    sql.Identifier(definitions.MART_SCHEMA, mart)))
+            finally:
+                cur.execute("RESET lock_timeout")
+            after, new_filenode, _ = _size(cur, mart)
+            error = None if new_filenode != filenode else "VACUUM FULL skipped it"
         except psycopg2.Error as exc:
             after, error = None, f"{first_line(exc)}; a later run tries again"
-        finally:
-            cur.execute("RESET lock_timeout")
-    return Rewrite(mart, ratio, before, after, time.monotonic() - t0, error)
+    return Rewrite(mart, ratio, before, after if error is None else None,
+                   time.monotonic() - t0, error)

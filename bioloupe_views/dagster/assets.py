@@ -76,6 +76,9 @@ class _LogReporter(engine.Reporter):
         detail = result.error or f"{result.rows} rows in {result.seconds:.2f}s ({result.mode})"
         self.log.info(f"{index} of {total} {result.status} {result.mart}: {detail}")
 
+    def upkeep(self, action) -> None:
+        self.log.info(f"Upkeep: {action.describe()}")
+
 
 def _column_schema(cur, mart: str) -> dg.TableSchema:
     cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"

@@ -11,7 +11,7 @@ from typing import Optional
 
 import dagster as dg
 
-from .. import durations, engine
+from .. import durations, engine, heap_upkeep
 from ..config import resolve_dsn
 from ..errors import ConfigError
 
@@ -34,7 +34,8 @@ class BioloupeViewsResource(dg.ConfigurableResource):
     statement_timeout: Optional[str] = None
     log_retention: str = "90d"
     changed_only: bool = False       # refresh only marts whose inputs changed (track-sources)
-    vacuum: bool = True              # VACUUM each mart before its refresh (refresh-views')
+    vacuum: bool = True              # keep each mart's size bounded (refresh-views --vacuum)
+    compact_up_to: int = heap_upkeep.DEFAULT_UP_TO   # bytes; refresh-views --compact-up-to
 
     def resolved_dsn(self) -> str:
         return resolve_dsn(self.dsn)
@@ -44,6 +45,7 @@ class BioloupeViewsResource(dg.ConfigurableResource):
         return engine.Options(
             concurrently=self.concurrently, threads=self.threads,
             changed_only=self.changed_only, vacuum=self.vacuum,
+            compact_up_to=self.compact_up_to,
             lock_timeout=_duration("lock_timeout", self.lock_timeout),
             statement_timeout=_duration("statement_timeout", self.statement_timeout),
             wait=durations.seconds(_duration("lock_wait", self.lock_wait)),
