@@ -37,6 +37,8 @@ from bioloupe_views import definitions  # noqa: E402
 from bioloupe_views.dev import synthetic  # noqa: E402
 from bioloupe_views.dev.pgserver import ThrowawayServer  # noqa: E402
 
+from benchmarks import record as record_file  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZE_LIMIT = 1.5
 SCRATCH = "bioloupe_soak_fresh"
@@ -204,10 +206,7 @@ def main(argv=None) -> int:
         record["seconds"] = round(time.perf_counter() - t0, 1)
     record.update({"scale": args.scale, "date": datetime.now().astimezone().isoformat(),
                    "log_retention": args.log_retention})
-    args.results.mkdir(parents=True, exist_ok=True)
-    out = args.results / f"soak-{stamp}.json"
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"results: {out}")
+    out = record_file.save(record, "soak", args.results, stamp)
     worst = max((r for m in record["ratios"].values() for r in m.values()), default=None)
     print(f"failures: {len(record['failures'])}; worst size / fresh: {worst}")
     rewrites = [t for c in record["cycles"] for t in c["heap_rewrites"].values()]

@@ -33,6 +33,7 @@ from bioloupe_views.dev import synthetic  # noqa: E402
 from bioloupe_views.dev.pgserver import ThrowawayServer  # noqa: E402
 
 from benchmarks import readers  # noqa: E402
+from benchmarks import record as record_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,10 +104,7 @@ def main(argv=None) -> int:
         if standby:
             standby.stop()
         primary.stop()
-    args.results.mkdir(parents=True, exist_ok=True)
-    out = args.results / f"standby-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"results: {out}")
+    record_file.save(report, "standby", args.results)
     return 0
 
 
