@@ -30,6 +30,7 @@ from .db import first_line
 
 BLOAT_QUERY = definitions.SQL_DIR / "_queries" / "index_bloat.sql"
 LEFTOVERS_QUERY = definitions.SQL_DIR / "_queries" / "index_leftovers.sql"
+RIGHTS_QUERY = definitions.SQL_DIR / "_queries" / "may_reindex.sql"
 REBUILD_AT = 1.4      # an index this many times its fresh-build estimate gets its mart rebuilt
 WAIT = "5s"           # the longest a rebuild waits for older transactions before giving up
 
@@ -47,8 +48,7 @@ class Rebuild:
     def describe(self) -> str:
         why = f"{self.index} was {self.ratio:.1f}x a fresh build"
         if self.error:
-            return (f"left the indexes of {self.mart} as they are ({why}): {self.error}; "
-                    "a later run tries again")
+            return f"left the indexes of {self.mart} as they are ({why}): {self.error}"
         return (f"rebuilt the indexes of {self.mart} concurrently ({why}): "
                 f"{_mb(self.before)} -> {_mb(self.after)} in {self.seconds:.2f}s")
 
@@ -81,30 +81,39 @@ def drop_leftovers(cur, mart: str) -> None:
 
 
 def rebuild_if_bloated(conn, mart: str) -> Rebuild | None:
-    """Rebuild the mart's indexes when one is past REBUILD_AT; None when none is. Needs an
-    autocommit session that may REINDEX the mart (its owner, or MAINTAIN on 17+); a role
-    that may not is left alone, as is a mart whose statistics are missing."""
+    """Rebuild the mart's indexes when one is past REBUILD_AT; None when none is, or when
+    the mart's statistics are missing. Needs an autocommit session; a role that may not
+    REINDEX the mart (not its owner, no MAINTAIN on 17+) is told so. Never raises a
+    database error: the run has published, and upkeep is a bonus."""
     conn.autocommit = True
+    regclass = sql.Identifier(definitions.MART_SCHEMA, mart)
     with conn.cursor() as cur:
         try:
             worst = most_bloated(cur, mart)
+            if worst is None:
+                return None
+            before = _indexes_size(cur, mart)
+            cur.execute(RIGHTS_QUERY.read_text(), {"mart": regclass.as_string(cur)})
+            may_reindex = cur.fetchone()[0]
         except psycopg2.DatabaseError:
-            return None  # upkeep is a bonus: the run has published; a lost session shows later
-        if worst is None:
-            return None
-        before, t0 = _indexes_size(cur, mart), time.monotonic()
-        cur.execute("SET lock_timeout = %s", (WAIT,))
+            return None  # a lost session shows in the next step; the next run tries again
+        if not may_reindex:
+            return Rebuild(mart, worst[0], worst[1], before, None, 0.0,
+                           "this role may not REINDEX them (their owner or, on 17+, a role "
+                           "with MAINTAIN may); a run as the owner rebuilds them")
+        t0 = time.monotonic()
         try:
-            drop_leftovers(cur, mart)
-            cur.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(
-                sql.Identifier(definitions.MART_SCHEMA, mart)))
+            cur.execute("SET lock_timeout = %s", (WAIT,))
+            try:
+                drop_leftovers(cur, mart)
+                cur.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(regclass))
+            finally:
+                cur.execute("RESET lock_timeout")
             after, error = _indexes_size(cur, mart), None
         except psycopg2.Error as exc:
-            after, error = None, first_line(exc)
+            after, error = None, f"{first_line(exc)}; a later run tries again"
             try:
                 drop_leftovers(cur, mart)
             except psycopg2.Error:
                 pass  # still in the way: the next rebuild drops them first
-        finally:
-            cur.execute("RESET lock_timeout")
     return Rebuild(mart, worst[0], worst[1], before, after, time.monotonic() - t0, error)
