@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 
 import psycopg2
 
@@ -180,7 +181,7 @@ def test_a_role_that_may_not_rewrite_the_mart_is_told_so_in_one_line(dsn, cli, s
     would fail."""
     from bioloupe_views import roles
     dbname = dsn.rsplit("/", 1)[1]
-    refresher = f"refresher_{dbname[-8:]}".lower()
+    refresher = f"refresher_{uuid.uuid4().hex[:8]}"  # roles outlive the test's database
     sql(f"CREATE ROLE {refresher} LOGIN PASSWORD 'secret-pw'")
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         roles.grant_refresher(cur, refresher)
