@@ -26,6 +26,7 @@ from bioloupe_views.dev.pgserver import ThrowawayServer
 from tests.conftest import TEST_SCALE, _sql_runner
 from tests.test_faults import (SLOW, SLOW_SOURCE, Background, SourceLock, change_sources,
                                fingerprint, waiting_refresh_pid)
+from tests.test_index_upkeep import SHRINK
 
 REPORT_SECONDS = 8  # a long report on the standby
 READ = f"SELECT count(*) FROM public.{SLOW} WHERE drug_id = %s"  # an index lookup
@@ -201,6 +202,25 @@ def _snapshot_conflicts(standby_sql, expected, seconds=10):
         if count == expected or time.monotonic() > deadline:
             return count
         time.sleep(0.2)
+
+
+def test_a_small_bloated_mart_is_not_rewritten_while_a_standby_streams(primary_and_standby, cli):
+    """The rewrite's ACCESS EXCLUSIVE would be replayed on the standby and cancel its long
+    reports on the mart; the concurrent index rebuild, which takes no such lock, still runs."""
+    primary, _ = primary_and_standby
+    sql, conn = _sql_runner(primary)
+    try:
+        # Streaming, without a slot: the WAL sender is what keeps the heap as it is.
+        assert sql("SELECT count(*) FROM pg_replication_slots") == [(0,)]
+        assert sql("SELECT count(*) FROM pg_stat_replication")[0][0] >= 1
+        sql(SHRINK)
+        result = cli("--select", SLOW, dsn=primary, executable="refresh-views")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Upkeep: left {SLOW} as it is" in result.stdout, result.stdout
+        assert "a physical standby streams from this server" in result.stdout
+        assert f"Upkeep: rebuilt the indexes of {SLOW} concurrently" in result.stdout
+    finally:
+        conn.close()
 
 
 def test_writing_commands_on_a_standby_are_one_line_and_change_nothing(primary_and_standby, cli):
