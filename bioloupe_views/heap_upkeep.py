@@ -22,8 +22,9 @@ its rows do not shrink. Otherwise, when a rule stops the rewrite (or the role ma
 the run prints why and what a DBA can do. The ratio is taken right after the refresh, with
 its replaced rows still in the heap, so a small mart whose every refresh replaces half its
 rows is rewritten after most runs: a few ms each at the default size, and it stays the size
-of a fresh build. VACUUM FULL rewrites the same rows, so what readers see never changes. pg_cron's procedure cannot VACUUM (not allowed
-in a procedure's transaction); `refresh-views` does it there from time to time.
+of a fresh build. VACUUM FULL rewrites the same rows, so what readers see never changes.
+pg_cron's procedure cannot VACUUM (not allowed in a procedure's transaction);
+`refresh-views` does it there from time to time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from psycopg2 import sql
 
 from . import definitions, index_upkeep
 from .db import first_line
+from .index_upkeep import mb
 
 BLOAT_QUERY = definitions.SQL_DIR / "_queries" / "heap_bloat.sql"
 SIZE_QUERY = definitions.SQL_DIR / "_queries" / "mart_size.sql"
@@ -58,12 +60,8 @@ class Rewrite:
         why = f"its heap was {self.ratio:.1f}x a fresh build"
         if self.error:
             return f"left {self.mart} as it is ({why}): {self.error}"
-        return (f"rewrote {self.mart} ({why}): {_mb(self.before)} -> {_mb(self.after)} "
+        return (f"rewrote {self.mart} ({why}): {mb(self.before)} -> {mb(self.after)} "
                 f"in {self.seconds:.2f}s, its readers waiting")
-
-
-def _mb(size: int | None) -> str:
-    return f"{(size or 0) / 1048576:.1f} MB"
 
 
 def _regclass(cur, mart: str) -> str:

@@ -50,10 +50,11 @@ class Rebuild:
         if self.error:
             return f"left the indexes of {self.mart} as they are ({why}): {self.error}"
         return (f"rebuilt the indexes of {self.mart} concurrently ({why}): "
-                f"{_mb(self.before)} -> {_mb(self.after)} in {self.seconds:.2f}s")
+                f"{mb(self.before)} -> {mb(self.after)} in {self.seconds:.2f}s")
 
 
-def _mb(size: int | None) -> str:
+def mb(size: int | None) -> str:
+    """A size for the upkeep lines, in MB."""
     return f"{(size or 0) / 1048576:.1f} MB"
 
 
