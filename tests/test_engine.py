@@ -15,6 +15,7 @@ import pytest
 
 from bioloupe_views import migrate
 from tests.conftest import add_check, run_cli
+from tests.test_checks import check_results
 
 ROOT_MART = "mv_development_programs"
 DEPENDENTS = {"mv_competitive_landscape", "mv_drug_pipeline"}
@@ -298,3 +299,29 @@ def test_0004_down_to_0003_and_up_again_keeps_history_and_the_wait(dsn, cli, sql
     assert waits()
     assert cli("refresh", dsn=dsn).returncode == 0
     assert sql("SELECT count(*) FROM bioloupe_views.run_log WHERE check_snapshot IS NOT NULL") == [(5,)]
+
+
+def test_0005_down_to_0004_and_up_again_keeps_history_and_the_guarded_check(dsn, cli, sql,
+                                                                             tmp_path):
+    """0005 lets the efficacy mart's unique index imply its unique check while no
+    source_type holds a '-' (a guard counted in the mart's one scan): down to 0004 a
+    populated database keeps its run history and runs that check for real again, and up
+    again the check is implied once more, with the same results."""
+    name = "unique_mv_efficacy_evidence_source_type_evidence_id_drug_id_disease_id"
+
+    def note():
+        _, by_name = check_results(cli, dsn, tmp_path, "--select", "mv_efficacy_evidence")
+        return by_name[name]["status"], by_name[name].get("note")
+
+    assert cli("refresh", dsn=dsn).returncode == 0
+    history = _history(sql)
+    assert note() == ("pass", "implied by unique index mv_efficacy_evidence_key")
+    migrate.downgrade(dsn, "0004")
+    assert sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == [("0004",)]
+    assert _history(sql) == history
+    assert note() == ("pass", None)
+    assert cli("refresh", dsn=dsn).returncode == 0
+    migrate.upgrade(dsn)
+    assert _history(sql)[:len(history)] == history and len(_history(sql)) == len(history) + 5
+    assert note() == ("pass", "implied by unique index mv_efficacy_evidence_key")
+    assert cli("refresh", dsn=dsn).returncode == 0
