@@ -46,20 +46,23 @@ class Implication:
     guard: sql.Composable | None = None  # counts the rows for which it does not hold
 
 
+def _mart_check_has(cur, column: str) -> bool:
+    """Whether the installed project schema's mart_check has `column`: what tells its
+    versions apart here, since checks are installed in the form the schema version runs."""
+    cur.execute("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid ="
+                " to_regclass(%s) AND attname = %s AND NOT attisdropped",
+                (f"{definitions.PROJECT_SCHEMA}.mart_check", column))
+    return cur.fetchone() is not None
+
+
 def supported(cur) -> bool:
     """Whether the project schema records batches and implications (v3 on)."""
-    cur.execute("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid ="
-                " to_regclass(%s) AND attname = 'batch_relation' AND NOT attisdropped",
-                (f"{definitions.PROJECT_SCHEMA}.mart_check",))
-    return cur.fetchone() is not None
+    return _mart_check_has(cur, "batch_relation")
 
 
 def guards_supported(cur) -> bool:
     """Whether the project schema keeps the guards of implied checks (v5 on)."""
-    cur.execute("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid ="
-                " to_regclass(%s) AND attname = 'implied_guard_column' AND NOT attisdropped",
-                (f"{definitions.PROJECT_SCHEMA}.mart_check",))
-    return cur.fetchone() is not None
+    return _mart_check_has(cur, "implied_guard_column")
 
 
 def batch_relation(mart: str) -> str:
