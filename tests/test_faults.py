@@ -227,6 +227,8 @@ class DroppableProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
+        self.dropped = False
+        self.guard = threading.Lock()  # a connection accepted as drop() runs is cut too
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -235,8 +237,12 @@ class DroppableProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            self.sockets += [client, upstream]
+            with self.guard:
+                if self.dropped:
+                    client.close()
+                    return
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+                self.sockets += [client, upstream]
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
@@ -252,6 +258,8 @@ class DroppableProxy:
         return dsn.replace(f":{self.upstream_port}/", f":{self.port}/")
 
     def drop(self):
+        with self.guard:
+            self.dropped = True
         self.listener.close()
         for s in self.sockets:
             try:
