@@ -8,9 +8,19 @@ import json
 import sys
 from pathlib import Path
 
+if __package__ in (None, ""):  # `python benchmarks/markdown.py` works too
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+from benchmarks import rounds  # noqa: E402
+
 
 def _s(value) -> str:
     return "-" if value is None else f"{value:.1f}s"
+
+
+def _mb(value) -> str:
+    return "-" if value is None else f"{value} MB"
 
 
 def _ms(value) -> str:
@@ -42,7 +52,17 @@ def render(results: dict) -> str:
     for name, r in results["end_to_end"].items():
         if r.get("seconds") is not None:
             lines.append(f"| {name} | {_s(r['seconds'])} | {_s(r.get('cpu_seconds'))} | "
-                         f"{_s(r.get('server_cpu_seconds'))} | {r['peak_rss_mb']} MB |")
+                         f"{_s(r.get('server_cpu_seconds'))} | {_mb(r.get('peak_rss_mb'))} |")
+    timed = results.get("rounds") or {}
+    if timed:
+        wall, server = rounds.medians(timed), rounds.medians(timed, "server_cpu_seconds")
+        count = max(len(v) for v in timed.values())
+        lines += ["", f"| alternating rounds ({count}, no reads) | wall, median | each round "
+                      "| server CPU, median |", "|---|---:|---|---:|"]
+        for name, outcomes in timed.items():
+            each = ", ".join(_s(o["seconds"]) if o.get("exit_code") == 0 else "failed"
+                             for o in outcomes)
+            lines.append(f"| {name} | {_s(wall.get(name))} | {each} | {_s(server.get(name))} |")
     scenarios = results.get("changed_only") or {}
     if "skipped" not in scenarios and scenarios:
         lines += ["", "| refresh-views --changed-only after ... | wall | client CPU | server CPU "
