@@ -58,8 +58,6 @@ TARGETS = {"plain_ratio": 1.2, "concurrent_ratio": 2.5, "read_p99_vs_idle": 3.0,
            "slow_reads": 0, "cli_peak_rss_mb": 150, "vs_dbt": 0.8, "checks_share": 0.15,
            "unchanged_seconds": 1.0}
 FLOOR = "REFRESH CONCURRENTLY statements alone"
-ROUND_RUNS = ("refresh-views (default threads)", "refresh-views --threads 2",
-              "refresh-views --no-check", FLOOR, "dbt build")
 
 
 def log(text: str) -> None:
@@ -113,17 +111,17 @@ def refresh_views(env, work: Path, threads: int | None, timeout: float,
 
 def round_runs(env, work: Path, timeout: float, postmaster: int, dsn: str, conn, results: dict,
                dbt: Path | None) -> dict:
-    """The runs the time targets compare, by name (ROUND_RUNS), each a function of the round."""
+    """The runs the time targets compare, by name, each a function of the round."""
     def ours(threads=None, extra=None):
         return lambda n: refresh_views(env, work, threads, timeout, extra=extra,
                                        label=f"round-{n}-{threads or 'default'}-{len(extra or [])}",
                                        postmaster=postmaster)
+    upstream = graph.load(conn).upstream
+    one_at_a_time = {m: r["concurrent_s"] for m, r in results["marts"].items()}
     runs = {"refresh-views (default threads)": ours(),
             "refresh-views --threads 2": ours(2),
             "refresh-views --no-check": ours(extra=["--no-check"]),
-            FLOOR: lambda n: concurrent_floor.measure(
-                dsn, graph.load(conn).upstream,
-                {m: r["concurrent_s"] for m, r in results["marts"].items()}, postmaster)}
+            FLOOR: lambda n: concurrent_floor.measure(dsn, upstream, one_at_a_time, postmaster)}
     if dbt:
         runs["dbt build"] = lambda n: dataclasses.asdict(
             dbt_baseline.build(dbt, env, work, f"round-{n}-dbt-build", timeout, postmaster))
@@ -330,9 +328,9 @@ def main(argv=None) -> int:
         else:
             results["end_to_end"]["dbt build"] = {"skipped": "dbt not installed or --no-dbt"}
 
-        log(f"alternating rounds, no reads: {', '.join(ROUND_RUNS)}; {args.rounds} time(s)")
-        results["rounds"] = rounds.measure(args.rounds, round_runs(
-            env, work, args.timeout, postmaster, dsn, conn, results, dbt), mutate, log)
+        runs = round_runs(env, work, args.timeout, postmaster, dsn, conn, results, dbt)
+        log(f"alternating rounds, no reads: {', '.join(runs)}; {args.rounds} time(s)")
+        results["rounds"] = rounds.measure(args.rounds, runs, mutate, log)
         results["load_average"]["after_rounds"] = os.getloadavg()
 
         if changed_only.supported():
