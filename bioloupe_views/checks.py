@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from . import definitions, fast_checks
+from . import binding, definitions, fast_checks
 from .errors import UserError
 from .definitions import in_project
 
@@ -196,12 +196,12 @@ def add(cur, check: Check, version: int) -> None:
 
 
 def _create_view(cur, check: Check) -> None:
-    """The check as a view, its names and operators bound now, under a search_path that no
-    other role can write to ahead of the marts and sources."""
+    """The check as a view, its names and operators bound now, and verified to be bound to
+    nothing a role planted (binding.py)."""
+    ident = sql.Identifier(definitions.CHECKS_SCHEMA, definitions.check_relation(check.name))
     with definitions.binding_search_path(cur):
-        cur.execute(definitions.create_view_statement(
-            sql.Identifier(definitions.CHECKS_SCHEMA, definitions.check_relation(check.name)), check.sql,
-            materialized=False))
+        cur.execute(definitions.create_view_statement(ident, check.sql, materialized=False))
+    binding.verify(cur, ident)
 
 
 def install_all(cur) -> None:

@@ -11,6 +11,19 @@ from .definitions import in_project
 
 APPLICATION_NAME = "bioloupe-views"
 
+# What every session the tool opens runs with, whatever the role's or the database's defaults
+# (ALTER ROLE/DATABASE ... SET, PGOPTIONS): names resolve only in pg_catalog (so nothing a
+# role planted in public or a source schema can stand in for a built-in function or
+# operator; the tool qualifies everything else), and each statement sees what committed
+# before it (the engine's waits and the run log's progress move with the database). A
+# role's statement_timeout would cancel the tool's own bookkeeping halfway: refreshes are
+# bounded by the run's --statement-timeout instead, applied per mart.
+SESSION_SETTINGS = (
+    ("search_path", "pg_catalog, pg_temp"),
+    ("default_transaction_isolation", "read committed"),
+    ("statement_timeout", "0"),
+)
+
 
 def connect(dsn: str, application_name: str = APPLICATION_NAME, autocommit: bool = True):
     """Open a psycopg2 connection or raise ConnectError with an actionable message."""
@@ -22,8 +35,22 @@ def connect(dsn: str, application_name: str = APPLICATION_NAME, autocommit: bool
                                 keepalives_count=3)
     except psycopg2.OperationalError as exc:
         raise ConnectError(explain_connect_error(str(exc), dsn)) from None
+    pin_session(conn)
     conn.autocommit = autocommit
     return conn
+
+
+def pin_session(conn) -> None:
+    """Apply SESSION_SETTINGS to a new connection (any DB-API psycopg2 connection: the CLI's,
+    Alembic's, a worker's), for the whole session."""
+    saved = conn.autocommit
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for name, value in SESSION_SETTINGS:
+                cur.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
+    finally:
+        conn.autocommit = saved
 
 
 def explain_connect_error(message: str, dsn: str) -> str:

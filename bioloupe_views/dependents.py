@@ -59,6 +59,14 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = %s
 """
 
+_BINDS_SQL = """
+SELECT DISTINCT d.refclassid::regclass::text, d.refobjid, pg_describe_object(d.refclassid, d.refobjid, 0)
+FROM pg_rewrite r
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                AND d.refclassid <> 'pg_class'::regclass
+WHERE r.ev_class = %s AND r.rulename = '_RETURN'
+"""
+
 _READS_SQL = """
 SELECT DISTINCT d.refobjid
 FROM pg_rewrite r
@@ -108,6 +116,7 @@ class Relation:
     rules: list[str] = field(default_factory=list)
     statistics: list[str] = field(default_factory=list)
     reads: set[int] = field(default_factory=set)
+    binds: dict[tuple[str, int], str] = field(default_factory=dict)  # functions, operators...
 
     @property
     def keyword(self) -> sql.SQL:
@@ -197,6 +206,7 @@ def capture(cur, oid: int, depth: int = 0) -> Relation:
                 " WHERE stxrelid = %s ORDER BY stxname", (oid,))
     rel.statistics = [row[0] for row in cur.fetchall()]
     rel.reads = reads(cur, oid)
+    rel.binds = binds(cur, oid)
     return rel
 
 
@@ -204,6 +214,15 @@ def reads(cur, oid: int) -> set[int]:
     """The relations a view's query reads, from its rewrite rule's dependencies."""
     cur.execute(_READS_SQL, (oid,))
     return {row[0] for row in cur.fetchall()}
+
+
+def binds(cur, oid: int) -> dict[tuple[str, int], str]:
+    """Everything but relations that a view's query is bound to (functions, aggregates,
+    operators, types, collations), as (catalog, oid) -> description. A rebuilt view must be
+    bound to the same objects: deparsed text re-read under another search_path could pick
+    up a function some role has planted since."""
+    cur.execute(_BINDS_SQL, (oid,))
+    return {(classid, objid): text for classid, objid, text in cur.fetchall()}
 
 
 def options_clause(rel: Relation) -> sql.Composable:
@@ -219,11 +238,21 @@ def options_clause(rel: Relation) -> sql.Composable:
 
 
 def create(cur, rel: Relation, schema: str | None = None) -> None:
-    """CREATE the relation from its saved definition (populated if it was), in `schema` (for
-    a side-by-side copy) or its own. Call under the capture search_path."""
+    """CREATE the relation from its saved definition, empty, in `schema` (for a side-by-side
+    copy) or its own. Call under the capture search_path. A materialized view is populated
+    by `populate` once it has its owner back: its query is the owner's code and runs with
+    the owner's rights, never the migration's."""
     cur.execute(definitions.create_view_statement(
         rel.ident(schema), rel.definition, materialized=rel.kind == "m",
-        options=options_clause(rel), with_data=rel.populated))
+        options=options_clause(rel), with_data=False if rel.kind == "m" else None))
+
+
+def populate(cur, rel: Relation, schema: str | None = None) -> None:
+    """Fill a rebuilt materialized view that was populated before. REFRESH runs its query
+    as the view's owner, in a security-restricted operation (no SET ROLE, no RESET ROLE), so
+    whatever the owner's query calls gets the owner's rights and no more."""
+    if rel.kind == "m" and rel.populated:
+        cur.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(rel.ident(schema)))
 
 
 def create_indexes(cur, rel: Relation, schema: str | None = None) -> None:

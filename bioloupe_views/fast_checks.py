@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from . import definitions
+from . import binding, definitions
 from .definitions import in_project
 
 BATCHED_TESTS = ("not_null", "accepted_values")
@@ -174,10 +174,11 @@ def install(cur, version: definitions.MartVersion, compiled: list) -> None:
         sql.SQL(", ").join(sql.SQL("{} AS {}").format(expression, sql.Identifier(name))
                            for expression, name in counts),
         sql.Identifier(definitions.MART_SCHEMA, version.mart))
+    ident = sql.Identifier(definitions.CHECKS_SCHEMA, relation)
     with definitions.binding_search_path(cur):
-        cur.execute(definitions.create_view_statement(
-            sql.Identifier(definitions.CHECKS_SCHEMA, relation), body.as_string(cur),
-            materialized=False))
+        cur.execute(definitions.create_view_statement(ident, body.as_string(cur),
+                                                      materialized=False))
+    binding.verify(cur, ident)
     for n, (check, _) in enumerate(batched, 1):
         cur.execute(in_project("UPDATE {project}.mart_check SET batch_relation = %s,"
                                " batch_column = %s WHERE name = %s"),

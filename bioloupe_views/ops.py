@@ -20,7 +20,8 @@ from alembic.operations import MigrateOperation, Operations
 from alembic.util import CommandError
 from psycopg2 import sql
 
-from . import checks, contract, cron_job, definitions, project_schema, replace, roles
+from . import (binding, checks, contract, cron_job, definitions, project_schema, refresh_lock,
+               replace, roles)
 from .errors import UserError
 from .definitions import in_project
 
@@ -101,6 +102,9 @@ class ChangeProjectSchemaOp(MigrateOperation):
 
 def _change_project_schema(operations: Operations, operation: ChangeProjectSchemaOp) -> None:
     with _cursor(operations) as cur:
+        # Held to the end of the migration's session: a run beside the change would deadlock
+        # with it or run routines halfway replaced.
+        refresh_lock.hold(cur, "change the project schema")
         cur.execute(in_project("SELECT name FROM {project}.mart ORDER BY name"))
         for (mart,) in cur.fetchall():
             checks.uninstall(cur, mart)
@@ -112,6 +116,34 @@ def _change_project_schema(operations: Operations, operation: ChangeProjectSchem
 
 
 Operations.implementation_for(ChangeProjectSchemaOp)(_invoke_with(_change_project_schema))
+
+
+@Operations.register_operation("rebind_materialized_views")
+class RebindMaterializedViewsOp(MigrateOperation):
+    """Rebuild in place, at its installed version, every mart bound to an object that is
+    neither PostgreSQL's, the sources' nor this project's (binding.py): marts created before
+    their bindings were verified may call a function some role had planted. The rebuilt
+    mart is verified like a new one, so one still shadowed stops the migration, named."""
+
+    @classmethod
+    def rebind_materialized_views(cls, operations: Operations) -> None:
+        return operations.invoke(cls())
+
+
+def _rebind_materialized_views(operations: Operations, operation: RebindMaterializedViewsOp) -> None:
+    conn = operations.get_bind().connection.dbapi_connection
+    with conn.cursor() as cur:
+        cur.execute(in_project("SELECT m.name, m.version, c.oid FROM {project}.mart m"
+                               " JOIN pg_catalog.pg_class c ON c.relname = m.name AND c.relkind = 'm'"
+                               " AND c.relnamespace = %s::regnamespace ORDER BY m.name"),
+                    (definitions.MART_SCHEMA,))
+        bound = [(name, version) for name, version, oid in cur.fetchall()
+                 if binding.foreign(cur, [oid])]
+    for name, version in bound:
+        replace.replace(conn, name, version)
+
+
+Operations.implementation_for(RebindMaterializedViewsOp)(_invoke_with(_rebind_materialized_views))
 
 
 @Operations.register_operation("drop_project_schema")
@@ -157,19 +189,11 @@ class CreateMaterializedViewOp(MigrateOperation):
 def _create_materialized_view(operations: Operations, operation: CreateMaterializedViewOp) -> None:
     version = definitions.get(operation.name).version(operation.version)
     with _cursor(operations) as cur:
-        with definitions.binding_search_path(cur):
-            cur.execute(version.create_statement(with_data=operation.with_data))
-        for statement in version.index_statements():
-            cur.execute(statement)
+        binding.create_mart(cur, version, with_data=operation.with_data)
         if version.description:
             cur.execute(sql.SQL("COMMENT ON MATERIALIZED VIEW {} IS {}").format(
                 sql.Identifier(definitions.MART_SCHEMA, version.mart),
                 sql.Literal(version.description)))
-        if operation.with_data:
-            # A new relation has no statistics until autovacuum gets to it; the app's first
-            # queries would be planned blind (a lookup read as a scan of the whole mart).
-            cur.execute(sql.SQL("ANALYZE {}").format(
-                sql.Identifier(definitions.MART_SCHEMA, version.mart)))
         cur.execute(in_project("INSERT INTO {project}.mart (name, version) VALUES (%s, %s)"),
                     (version.mart, version.number))
         checks.install(cur, version)

@@ -32,10 +32,11 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from . import checks, definitions, durations, fast_checks
+from . import binding, checks, definitions, fast_checks, refresh_lock
 from . import dependents as deps
 from .errors import UserError
 from .definitions import in_project
@@ -43,8 +44,8 @@ from .definitions import in_project
 log = logging.getLogger("bioloupe_views.replace")
 
 SCRATCH_SCHEMA = "bioloupe_views_swap"
-DEFAULT_LOCK_TIMEOUT = "2s"
-DEFAULT_LOCK_RETRIES = 10
+DEFAULT_LOCK_TIMEOUT = refresh_lock.DEFAULT_LOCK_TIMEOUT
+DEFAULT_LOCK_RETRIES = refresh_lock.DEFAULT_LOCK_RETRIES
 
 
 class ReplaceError(UserError):
@@ -130,22 +131,11 @@ class _Replacer:
     def _take_refresh_lock(self) -> None:
         """The refresh lock, waiting for a running refresh in short steps (the same
         lock_timeout and lock_retries as the swap's locks), or a ReplaceError naming it."""
-        cur, started = self.cur, time.perf_counter()
-        limit = (durations.seconds(self.lock_timeout) if self.lock_timeout else 0) * (
-            self.lock_retries + 1)
-        while True:
-            cur.execute(in_project("SELECT {project}.try_refresh_lock()"))
-            if cur.fetchone()[0]:
-                self.result.refresh_lock_wait_seconds = time.perf_counter() - started
-                return
-            if time.perf_counter() - started >= limit:
-                cur.execute(in_project("SELECT message FROM {project}.refresh_lock_holder()"))
-                holder = cur.fetchone()
-                raise ReplaceError(
-                    f"cannot replace {self.mart.name} while a refresh runs "
-                    f"({holder[0] if holder else 'another refresh holds the lock'}, waited "
-                    f"{time.perf_counter() - started:.1f}s): retry when it is done")
-            time.sleep(0.1)
+        try:
+            self.result.refresh_lock_wait_seconds = refresh_lock.hold(
+                self.cur, f"replace {self.mart.name}", self.lock_timeout, self.lock_retries)
+        except refresh_lock.RefreshRunningError as exc:
+            raise ReplaceError(str(exc)) from None
 
     def _release_refresh_lock(self) -> None:
         if self.cur.connection.closed:
@@ -153,7 +143,7 @@ class _Replacer:
         if self.cur.connection.get_transaction_status() == \
                 psycopg2.extensions.TRANSACTION_STATUS_INERROR:
             return  # the session's lock goes with the session, or with the next statement
-        self.cur.execute(in_project("SELECT {project}.release_refresh_lock()"))
+        refresh_lock.release(self.cur)
 
     def _run(self) -> Replacement:
         result = self.result
@@ -230,11 +220,7 @@ class _Replacer:
         comments (the version's description first)."""
         cur, mart, root, version = self.cur, self.mart, self.root, self.target
         target = schema or definitions.MART_SCHEMA
-        with definitions.binding_search_path(cur):
-            cur.execute(version.create_statement(target, options=deps.options_clause(root)))
-        for statement in version.index_statements(target):
-            cur.execute(statement)
-        new = deps.relation_oid(cur, target, mart.name)[0]
+        new = binding.create_mart(cur, version, target, options=deps.options_clause(root))
         declared = {index.name for index in version.indexes}
         kept = [i for i in root.indexes if i.name in declared]
         dropped = sorted(i.name for i in root.indexes if i.name not in declared)
@@ -270,12 +256,38 @@ class _Replacer:
                         f"the rebuilt {rel.schema}.{rel.name} would not read the same relations "
                         "as before (a name is shadowed on the search_path): use "
                         "side_by_side=False or qualify the names in its definition")
+                now = deps.binds(cur, new)
+                if now.keys() != rel.binds.keys():
+                    other = sorted(set(now.values()) - set(rel.binds.values()))
+                    raise ReplaceError(
+                        f"the rebuilt {rel.schema}.{rel.name} would call "
+                        f"{', '.join(other) or 'other objects'} instead of what it calls now "
+                        "(an object planted on the search_path since it was created): drop or "
+                        "move that object, or qualify the names in its definition; nothing "
+                        "was changed")
                 deps.create_indexes(cur, rel, schema)
-                deps.restore_attributes(cur, rel, schema=schema)
+                self._restore_owned(rel, schema)
+                deps.populate(cur, rel, schema)
                 if schema is None:
                     deps.restore_named_objects(cur, rel)
         finally:
             deps.restore_search_path(cur, previous)
+
+    def _restore_owned(self, rel: deps.Relation, schema: str | None) -> None:
+        """Give a rebuilt dependent back its owner (and grants, comments) before anything
+        runs its query; a migration role that may not act as that owner stops here."""
+        try:
+            self.cur.execute("SAVEPOINT bioloupe_views_owner")
+            deps.restore_attributes(self.cur, rel, schema=schema)
+            self.cur.execute("RELEASE SAVEPOINT bioloupe_views_owner")
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            self.cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_owner")
+            raise ReplaceError(
+                f"cannot rebuild {rel.schema}.{rel.name} (owner {rel.owner}) above "
+                f"{self.mart.name}: the migration's role may not act as its owner "
+                f"({str(exc).strip().splitlines()[0]}); run the migration as a member of "
+                f"{rel.owner} or a superuser, or have {rel.owner} drop it first; nothing was "
+                "changed") from None
 
     def _build_copies(self) -> None:
         names = [self.mart.name, *(d.name for d in self.dependents)]

@@ -23,7 +23,7 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
-from bioloupe_views import contract, db, refresh_settings, roles, standby
+from bioloupe_views import binding, contract, db, refresh_settings, roles, standby
 from bioloupe_views.config import resolve_dsn
 from bioloupe_views.definitions import in_project
 from bioloupe_views.errors import UserError
@@ -47,9 +47,14 @@ def _connect_engine(x_arguments, reader_role, refresher_role):
         settings = refresh_settings.server_defaults(dsn)
     except UserError as exc:
         raise CommandError(str(exc)) from None
-    engine = create_engine("postgresql+psycopg2://", creator=lambda: psycopg2.connect(
-        dsn, application_name="bioloupe-views alembic"), poolclass=pool.NullPool)
+    engine = create_engine("postgresql+psycopg2://", creator=lambda: _pinned(psycopg2.connect(
+        dsn, application_name="bioloupe-views alembic")), poolclass=pool.NullPool)
     return engine, settings, source_schema
+
+
+def _pinned(conn):
+    db.pin_session(conn)
+    return conn
 
 
 def run_migrations_online() -> None:
@@ -80,6 +85,7 @@ def run_migrations_online() -> None:
                     roles.grant_refresher(cur, refresher_role)
                 roles.regrant_refreshers(cur)  # check views and routines created by this run
                 refresh_settings.record(cur, settings)
+                binding.require_clean(cur)  # whatever this run created or kept
 
 
 def _permission_denied(exc: BaseException):
@@ -92,6 +98,8 @@ if context.is_offline_mode():
     raise CommandError("offline (--sql) mode is not supported: run against a database")
 try:
     run_migrations_online()
+except UserError as exc:
+    raise CommandError(str(exc)) from None
 except Exception as exc:
     denied = _permission_denied(exc)
     if denied is None:
