@@ -190,6 +190,7 @@ class _Replacer:
         self.result.from_version = row[0]
         root_oid = found[0]
         found_deps = self._dependents(root_oid)
+        self._refuse_other_sessions_temp_views([oid for oid, _ in found_deps])
         self.path = deps.capture_path(cur, [root_oid, *(oid for oid, _ in found_deps)])
         previous = deps.set_search_path(cur, self.path)
         try:
@@ -198,6 +199,37 @@ class _Replacer:
         finally:
             deps.restore_search_path(cur, previous)
         self.result.dependents = [f"{d.schema}.{d.name}" for d in self.dependents]
+        self._refuse_foreign_owners()
+
+    def _refuse_foreign_owners(self) -> None:
+        """Each dependent is dropped and rebuilt as its owner: the migration's role must be
+        able to act as that owner (a member of it, or a superuser). Otherwise stop before
+        anything is dropped, naming the first such view."""
+        cur = self.cur
+        for rel in self.dependents:
+            cur.execute("SELECT pg_catalog.pg_has_role(current_user, %s, 'MEMBER')", (rel.owner,))
+            if not cur.fetchone()[0]:
+                raise ReplaceError(
+                    f"cannot rebuild {rel.schema}.{rel.name} (owner {rel.owner}) above "
+                    f"{self.mart.name}: the migration's role may not act as its owner; run the "
+                    f"migration as a member of {rel.owner} or a superuser, or have {rel.owner} "
+                    "drop it first; nothing was changed")
+
+    def _refuse_other_sessions_temp_views(self, oids: list[int]) -> None:
+        """A temporary view of another session lives in that session alone: nobody else can
+        drop or rebuild it, so the replacement cannot go on while it exists. Name it, its
+        role and that role's sessions, which are the ones that can let go of it."""
+        cur = self.cur
+        cur.execute((definitions.SQL_DIR / "_queries" / "other_sessions_temp_views.sql").read_text(),
+                    (oids,))
+        found = cur.fetchall()
+        if found:
+            view, owner, sessions = found[0]
+            raise ReplaceError(
+                f"cannot replace {self.mart.name}: the temporary view {view} of role {owner} "
+                f"reads it, and only its session can drop it (sessions of {owner}: "
+                f"{sessions or 'none seen'}); ask them to DROP VIEW {view} or end the session "
+                "(SELECT pg_terminate_backend(pid)), then migrate again; nothing was changed")
 
     def _dependents(self, root_oid: int) -> list[tuple[int, int]]:
         """The views to rebuild: every view above the mart but the mart's own checks, which
@@ -266,28 +298,12 @@ class _Replacer:
                         "move that object, or qualify the names in its definition; nothing "
                         "was changed")
                 deps.create_indexes(cur, rel, schema)
-                self._restore_owned(rel, schema)
+                deps.restore_attributes(cur, rel, schema=schema)  # its owner, before it runs
                 deps.populate(cur, rel, schema)
                 if schema is None:
                     deps.restore_named_objects(cur, rel)
         finally:
             deps.restore_search_path(cur, previous)
-
-    def _restore_owned(self, rel: deps.Relation, schema: str | None) -> None:
-        """Give a rebuilt dependent back its owner (and grants, comments) before anything
-        runs its query; a migration role that may not act as that owner stops here."""
-        try:
-            self.cur.execute("SAVEPOINT bioloupe_views_owner")
-            deps.restore_attributes(self.cur, rel, schema=schema)
-            self.cur.execute("RELEASE SAVEPOINT bioloupe_views_owner")
-        except psycopg2.errors.InsufficientPrivilege as exc:
-            self.cur.execute("ROLLBACK TO SAVEPOINT bioloupe_views_owner")
-            raise ReplaceError(
-                f"cannot rebuild {rel.schema}.{rel.name} (owner {rel.owner}) above "
-                f"{self.mart.name}: the migration's role may not act as its owner "
-                f"({str(exc).strip().splitlines()[0]}); run the migration as a member of "
-                f"{rel.owner} or a superuser, or have {rel.owner} drop it first; nothing was "
-                "changed") from None
 
     def _build_copies(self) -> None:
         names = [self.mart.name, *(d.name for d in self.dependents)]

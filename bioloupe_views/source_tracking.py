@@ -13,6 +13,7 @@ untrack_source.sql.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ class Source:
     trackable: bool
     tracked: bool
     installed: bool
+    since: str | None = None      # when its tracking (re)started, as the engine last saw it
 
     @property
     def label(self) -> str:
@@ -61,7 +63,23 @@ def sources(cur) -> tuple[str, list[Source]]:
     schema = contract.resolve(cur, contract.configured())
     cur.execute(in_project((_QUERIES / "source_tracking.sql").read_text()),
                 {"schema": schema, "contract": list(contract.tables()), "trigger": TRIGGER})
-    return schema, [Source(*row) for row in cur.fetchall()]
+    found = [Source(*row) for row in cur.fetchall()]
+    since = _since(cur)
+    return schema, [dataclasses.replace(s, since=since.get((s.schema, s.relation)))
+                    if s.tracked else s for s in found]
+
+
+def _since(cur) -> dict[tuple[str, str], str]:
+    """(schema, table) -> when its tracking started, where the project schema records it
+    (v6 on). A tracked source not recorded yet gets its start at the next run."""
+    cur.execute(in_project("SELECT to_regclass('{project_text}.source_tracking') IS NOT NULL"))
+    if not cur.fetchone()[0]:
+        return {}
+    cur.execute(in_project(
+        "SELECT n.nspname, c.relname, to_char(t.since, 'YYYY-MM-DD HH24:MI:SS')"
+        " FROM {project}.source_tracking t JOIN pg_catalog.pg_class c ON c.oid = t.relid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"))
+    return {(schema, table): since for schema, table, since in cur.fetchall()}
 
 
 def _memo_key(source: Source) -> str:

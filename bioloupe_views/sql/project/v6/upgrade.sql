@@ -20,18 +20,15 @@ BEGIN
 END;
 $$;
 
--- Since when each source has been tracked, as the engine last saw its trigger: the trigger
--- (its oid, and the xmin of its catalog row, which any ALTER of the trigger or DISABLE/ENABLE
--- changes) and the table's relfilenode (a rewrite, such as ALTER COLUMN ... TYPE ... USING,
--- changes rows without firing any trigger). When any of them differs from what is recorded,
--- writes may have gone unlogged in between: note_source_tracking() starts tracking anew and
+-- Since when each source has been tracked, as the engine last saw its trigger: its oid, and
+-- the xmin of its catalog row, which any ALTER of the trigger or DISABLE/ENABLE changes. When
+-- either differs from what is recorded, writes may have gone unlogged in between: note_source_tracking() starts tracking anew and
 -- appends a change row, so every mart reading the table counts as changed until it has been
 -- refreshed after that moment.
 CREATE TABLE bioloupe_views.source_tracking (
     relid        oid PRIMARY KEY,
     trigger_oid  oid NOT NULL,
     trigger_xmin text NOT NULL,
-    relfilenode  oid NOT NULL,
     since        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     xid          xid8 NOT NULL
 );
