@@ -286,3 +286,61 @@ def test_another_sessions_temp_view_on_a_mart_is_named(project, dsn, sql, server
         conn.close()
     migrate.upgrade(dsn)  # the session gone, the migration goes through
     assert sql(f"SELECT version FROM bioloupe_views.mart WHERE name = '{LEAF}'") == [(2,)]
+
+
+# -- migration 0006, from the previous head on a populated database --------------------------
+
+def test_0006_down_to_0005_and_up_again_keeps_history_and_tracking(tracked, cli, sql):
+    def history():
+        return sql("SELECT run_id::text, mart, status FROM bioloupe_views.run_log ORDER BY id")
+
+    before = history()
+    migrate.downgrade(tracked, "0005")
+    assert sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == [("0005",)]
+    assert history() == before
+    assert sql("SELECT to_regclass('bioloupe_views.source_tracking')") == [(None,)]
+    # 0005's engine works on the same data, and its memo is 'y' again.
+    assert "'y'" in sql("SELECT prosrc FROM pg_proc WHERE proname = 'log_source_change'")[0][0]
+    assert refresh_views(cli, "--changed-only", dsn=tracked).returncode == 0
+    assert set(_last_statuses(sql).values()) == {"unchanged"}
+    sql("UPDATE public.drugs SET name = name || ' (renamed)' WHERE id <= 20")
+    migrate.upgrade(tracked)
+    assert history()[:len(before)] == before
+    # The first run after the upgrade records each source's start, and refreshes its
+    # readers once: a write before the upgrade is never lost.
+    result = refresh_views(cli, "--changed-only", dsn=tracked)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _renamed_in_pipeline(sql) > 0
+    assert sql("SELECT count(*) FROM bioloupe_views.source_tracking") == [(17,)]
+    assert refresh_views(cli, "--changed-only", dsn=tracked).returncode == 0
+    assert set(_last_statuses(sql).values()) == {"unchanged"}
+
+
+def test_0006_rebuilds_a_mart_an_earlier_release_bound_to_a_planted_aggregate(dsn, sql):
+    """An install made before bindings were verified: a mart bound to a planted
+    array_agg(text). Upgrading refuses while the aggregate is where names resolve, and once
+    it is moved out of the way, rebuilds the mart bound to pg_catalog's."""
+    planted = "CREATE AGGREGATE public.array_agg(text) (SFUNC = pg_catalog.array_append, STYPE = text[])"
+    migrate.downgrade(dsn, "0005")
+    mart = "mv_drug_pipeline"   # no mart reads it
+    definition = sql(f"SELECT pg_get_viewdef('public.{mart}'::regclass)")[0][0]
+    assert "array_agg" in definition and "pg_catalog.array_agg" not in definition
+    sql(planted)
+    # What an earlier release did: bind under a search_path with public in it.
+    sql(f"DROP MATERIALIZED VIEW public.{mart} CASCADE")
+    sql(f"SET search_path = pg_catalog, public; "
+        f"CREATE MATERIALIZED VIEW public.{mart} AS {definition}")
+    bound = sql("SELECT count(*) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid"
+                f" WHERE r.ev_class = 'public.{mart}'::regclass"
+                " AND d.refobjid = 'public.array_agg(text)'::regprocedure")[0][0]
+    assert bound > 0
+    with pytest.raises(Exception) as info:
+        migrate.upgrade(dsn)
+    assert "public.array_agg(text)" in str(info.value), info.value
+    sql("CREATE SCHEMA quarantine")
+    sql("ALTER AGGREGATE public.array_agg(text) SET SCHEMA quarantine")
+    migrate.upgrade(dsn)
+    assert sql("SELECT count(*) FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid"
+               f" WHERE r.ev_class = 'public.{mart}'::regclass"
+               " AND d.refobjid = 'quarantine.array_agg(text)'::regprocedure") == [(0,)]
+    sql("DROP SCHEMA quarantine CASCADE")
