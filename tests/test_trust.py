@@ -142,13 +142,15 @@ def test_a_memo_from_elsewhere_does_not_silence_the_change_log(tracked, cli, sql
             if how == "set":
                 cur.execute(f"SET {setting} = 'y'")
             if how == "leftover":
-                # A pooled session: an earlier client's transaction left its memo behind.
+                # A pooled session: an earlier client's transaction wrote, and its memo was
+                # kept for the session; that write is refreshed before the next client comes.
                 cur.execute("BEGIN")
-                cur.execute(f"UPDATE public.drugs SET name = name WHERE id = 1")
+                cur.execute("UPDATE public.drugs SET name = name WHERE id = 1")
                 cur.execute("SELECT pg_catalog.current_setting(%s)", (setting,))
                 memo = cur.fetchone()[0]
                 cur.execute("COMMIT")
                 cur.execute(f"SET {setting} = %s", (memo,))
+                assert refresh_views(cli, "--changed-only", dsn=tracked).returncode == 0
             cur.execute("UPDATE public.drugs SET name = name || ' (renamed)' WHERE id <= 20")
     finally:
         conn.close()
