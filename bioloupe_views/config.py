@@ -109,27 +109,77 @@ def password_of(dsn: str) -> str | None:
     try:
         return dsn_parts(dsn).get("password")
     except Exception:
-        match = re.search(r"://[^:/@]*:([^@]*)@", dsn)
-        return match.group(1) if match else None
+        raw = _raw_passwords(dsn)
+        return raw[0] if raw else None
+
+
+# Where a password sits in a DSN, as libpq reads it: a URL's userinfo (up to the first @ or
+# /, so a raw one holds neither), a URL's ?password= (up to & or #), or key=value (a quoted
+# value with backslash escapes, else up to whitespace); sslpassword (the client key's) too.
+# _URL_PASSWORD_TEXT is the first inside a longer message, where a URL also ends at
+# whitespace or a quote.
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)([^@/]*)(@)")
+_URL_PASSWORD_TEXT = re.compile(r"(://[^:/@\s\"']*:)([^@/\s\"']*)(@)")
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)([^&#\s]*)", re.I)
+_KV_PASSWORD = re.compile(r"((?<![?&\w])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)",
+                          re.I)
+
+
+def _raw_passwords(dsn: str) -> list[str]:
+    """The password as written in the DSN (percent-encoded, quoted), even when libpq cannot
+    parse the DSN: what its parse errors quote."""
+    found = [m.group(2) for m in _URL_PASSWORD.finditer(dsn)]
+    found += [m.group(2) for m in _QUERY_PASSWORD.finditer(dsn)]
+    for match in _KV_PASSWORD.finditer(dsn):
+        value = match.group(2)
+        found.append(value)
+        if len(value) > 1 and value[0] == value[-1] == "'":
+            found.append(re.sub(r"\\(.)", r"\1", value[1:-1]))
+    return [f for f in found if f]
 
 
 def mask_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ***, in URL or key=value form."""
-    masked = re.sub(r"(://[^:/@]*:)([^@]*)(@)", r"\1***\3", dsn)
-    masked = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", masked, flags=re.I)
-    return masked
+    """The DSN with any password replaced by ***, in URL (userinfo or ?password=) or
+    key=value form."""
+    masked = _URL_PASSWORD.sub(r"\1***\3", dsn)
+    masked = _QUERY_PASSWORD.sub(r"\1***", masked)
+    return _KV_PASSWORD.sub(r"\1***", masked)
 
 
-def mask_text(text: str, dsn: str) -> str:
-    """Remove the DSN's password from any text (error messages, logs)."""
-    password = password_of(dsn)
-    if password:
-        from urllib.parse import unquote
+def mask_text(text: str, dsn: str | None) -> str:
+    """Hide passwords in a message (an error, a log line), and nothing else.
 
-        for form in {password, unquote(password), quote(password, safe="")}:
-            if form:
-                text = text.replace(form, "***")
+    A password can reach a message only inside a DSN (one the text repeats, or any URL or
+    password=... it holds) or where libpq's DSN parser quotes a value it rejects (`invalid
+    percent-encoded token: "..."`): those are masked, and the DSN's password wherever the
+    text quotes it whole. It is never replaced inside other words: with the password `n`,
+    "permission denied" stays as PostgreSQL wrote it."""
+    if dsn and dsn.strip() and dsn in text:
+        text = text.replace(dsn, mask_dsn(dsn))
+    # The placeholder of the tool's own hints ("postgresql://user:password@host...") stays.
+    text = _URL_PASSWORD_TEXT.sub(
+        lambda m: m.group(0) if m.group(2) == "password" else f"{m.group(1)}***{m.group(3)}", text)
+    text = _QUERY_PASSWORD.sub(r"\1***", text)
+    text = _KV_PASSWORD.sub(r"\1***", text)
+    for form in _password_forms(dsn or ""):
+        for quote_char in ('"', "'"):
+            text = text.replace(f"{quote_char}{form}{quote_char}", f"{quote_char}***{quote_char}")
     return text
+
+
+def _password_forms(dsn: str) -> set[str]:
+    """The DSN's password as it may be quoted: as written, decoded, and percent-encoded."""
+    from urllib.parse import unquote
+
+    raw = _raw_passwords(dsn)
+    try:
+        parsed = dsn_parts(dsn).get("password") if dsn.strip() else None
+    except Exception:
+        parsed = None
+    forms = set(raw) | {unquote(r) for r in raw}
+    if parsed:
+        forms |= {parsed, quote(parsed, safe="")}
+    return {f for f in forms if f and f != "***"}
 
 
 def describe(dsn: str) -> str:

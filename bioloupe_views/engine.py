@@ -13,6 +13,13 @@ same for refresh-views, pg_cron's CALL bioloupe_views.refresh_all() and any othe
 This module only drives it: one session holds the lock and reports progress from the run
 log, and `threads` worker sessions each claim and refresh the next ready mart until none is
 left. With `atomic`, one session refreshes everything in one transaction.
+
+No session outlives its run: each backend checks every CLIENT_CHECK that this client is
+still there (a killed client takes its backends and their locks with it); the locks waited
+for outside the refresh itself are bounded (the VACUUM before it, VACUUM_WAIT; a mart found
+locked is refreshed, with a bounded wait, and its line names the holder); Ctrl-C and
+SIGTERM stop every session within seconds whatever it waits on (_stop_sessions); and the
+tool's sessions left over from earlier runs are named before the run starts (sessions.py).
 """
 
 from __future__ import annotations
@@ -22,16 +29,23 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extras import Json
 
 from . import definitions, heap_upkeep, index_upkeep, limits, mart_graph, roles, selection, standby
+from . import missing_marts, sessions
 from .db import connect, first_line
 from .errors import ConnectionLostError, LockBusyError
 from .definitions import in_project
 
 APPLICATION_NAME = "refresh-views"
 POLL_SECONDS = 0.1
+CLIENT_CHECK = "1s"        # how often the run's backends check that this client is alive
+VACUUM_WAIT = "2s"         # the longest a VACUUM before a refresh waits for the mart's lock
+LOCKED_MART_WAIT = "5s"    # and then its refresh, without --lock-timeout
+STOP_SECONDS = 5           # Ctrl-C / SIGTERM: how long sessions get to stop before they are ended
+STOPPED = "cancelled: the run was stopped before this mart finished"
 FINAL = ("success", "error", "check_failed", "skipped", "cancelled", "unchanged")
 OK = ("success", "unchanged")
 
@@ -75,12 +89,13 @@ class MartResult:
     ended_at: str | None = None
     reason: str | None = None        # --changed-only: why it was refreshed or left unchanged
     unchanged_since: str | None = None  # an unchanged mart's last refresh
+    note: str | None = None          # what the worker saw (VACUUM skipped: who held the lock)
 
     def as_json(self) -> dict:
         return {"mart": self.mart, "status": self.status, "mode": self.mode,
                 "fallback": self.fallback, "rows": self.rows, "seconds": round(self.seconds, 3),
                 "error": self.error, "checks": self.checks, "reason": self.reason,
-                "unchanged_since": self.unchanged_since}
+                "unchanged_since": self.unchanged_since, "note": self.note}
 
 
 @dataclass
@@ -104,6 +119,7 @@ class Reporter:
     def start(self, index: int, total: int, mart: str) -> None: ...
     def finish(self, index: int, total: int, result: MartResult) -> None: ...
     def upkeep(self, action) -> None: ...   # a heap rewrite or an index rebuild
+    def note(self, text: str) -> None: ...  # a word before the marts (leftover sessions)
 
 
 _LOG_SQL = in_project("""
@@ -143,17 +159,39 @@ def acquire_lock(conn, wait_seconds: float | None) -> None:
     raise LockBusyError(f"{message}{waited}; try again later or pass --wait SECONDS")
 
 
-class _Worker(threading.Thread):
-    """One session that claims and refreshes ready marts until the run has none left."""
+def engine_connect(dsn: str, autocommit: bool = False):
+    """A session of the run (its main session or a worker). Its backend checks every
+    CLIENT_CHECK that this client is still there, even in the middle of a statement (a
+    REFRESH, a lock wait, a VACUUM, a sleep): a client that dies (SIGKILL, a lost host) takes
+    its backends, their transactions and their locks with it within a second or so, instead
+    of leaving a worker that holds its mart's lock until its statement ends."""
+    conn = connect(dsn, APPLICATION_NAME, autocommit=True)
+    if conn.server_version >= 140000:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_catalog.set_config('client_connection_check_interval', %s, false)",
+                        (CLIENT_CHECK,))
+    conn.autocommit = autocommit
+    return conn
 
-    def __init__(self, dsn: str, run_id: str, stop: threading.Event, vacuum: bool = True):
-        super().__init__(daemon=True)
-        self.dsn, self.run_id, self.stop, self.vacuum = dsn, run_id, stop, vacuum
+
+class _Session(threading.Thread):
+    """A thread driving one database session of the run; the main thread may cancel what it
+    runs, or end the session from the server side."""
+
+    def __init__(self, dsn: str, run_id: str, stop: threading.Event):
+        super().__init__(daemon=True)   # never keeps the process alive past the run
+        self.dsn, self.run_id, self.stop = dsn, run_id, stop
         self.conn = None
+        self.pid: int | None = None
         self.failure: str | None = None
 
+    def _connect(self):
+        self.conn = engine_connect(self.dsn)
+        self.pid = self.conn.get_backend_pid()
+        return self.conn
+
     def cancel(self) -> None:
-        """Cancel the statement this worker's session is running (a refresh), if any."""
+        """Cancel the statement this session is running (a refresh, a VACUUM, a wait), if any."""
         conn = self.conn
         if conn is not None and not conn.closed:
             try:
@@ -163,21 +201,37 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self.stop.is_set():
-                if self.conn is None or self.conn.closed:
-                    self.conn = connect(self.dsn, APPLICATION_NAME, autocommit=False)
-                mart, state = self._claim()
-                if state == "done":
-                    return
-                if state == "wait":
-                    time.sleep(POLL_SECONDS)
-                    continue
-                self._refresh(mart)
+            self._work()
         except Exception as exc:  # noqa: BLE001 - reported by the driver, never lost
             self.failure = first_line(exc)
         finally:
             if self.conn is not None and not self.conn.closed:
                 self.conn.close()
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+
+class _Worker(_Session):
+    """One session that claims and refreshes ready marts until the run has none left."""
+
+    def __init__(self, dsn: str, run_id: str, stop: threading.Event, vacuum: bool = True,
+                 lock_timeout: str | None = None, notes: dict | None = None):
+        super().__init__(dsn, run_id, stop)
+        self.vacuum, self.lock_timeout = vacuum, lock_timeout
+        self.notes = notes if notes is not None else {}
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            if self.conn is None or self.conn.closed:
+                self._connect()
+            mart, state = self._claim()
+            if state == "done":
+                return
+            if state == "wait":
+                time.sleep(POLL_SECONDS)
+                continue
+            self._refresh(mart)
 
     def _claim(self) -> tuple[str | None, str]:
         with self.conn.cursor() as cur:
@@ -187,11 +241,20 @@ class _Worker(threading.Thread):
         return row
 
     def _refresh(self, mart: str) -> None:
-        if self.vacuum:
-            self._vacuum(mart)
+        locked = self._vacuum(mart) if self.vacuum and not self.stop.is_set() else None
+        if locked:
+            self.notes[mart] = locked
+        if self.stop.is_set():
+            _record(self.conn, self.run_id, mart, "cancelled", STOPPED)
+            return
         try:
             with self.conn.cursor() as cur:
                 cur.execute(in_project("SELECT {project}.apply_run_settings(%s)"), (self.run_id,))
+                if locked and self.lock_timeout is None:
+                    # Another session holds a lock the refresh needs too: wait for it, but not
+                    # for ever (the run's --lock-timeout, when given, is the bound instead).
+                    cur.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)",
+                                (LOCKED_MART_WAIT,))
                 cur.execute(in_project("SELECT {project}.refresh_mart(%s, %s)"), (self.run_id, mart))
                 status = cur.fetchone()[0]["status"]
             if self.stop.is_set() and status == "success":
@@ -203,15 +266,17 @@ class _Worker(threading.Thread):
                 self.conn.commit()
         except psycopg2.Error as exc:
             # The transaction is gone (rolled back by the server if the session died):
-            # record why on a session that works, and go on with the next mart.
+            # record why on a session that works, and go on with the next mart. A run being
+            # stopped opens no new session: the main session records what is left.
             if self.conn.closed:
-                self.conn = connect(self.dsn, APPLICATION_NAME, autocommit=False)
+                if self.stop.is_set():
+                    return
+                self._connect()
             else:
                 self.conn.rollback()
             _record(self.conn, self.run_id, mart, "error", roles.explain(exc))
 
-
-    def _vacuum(self, mart: str) -> None:
+    def _vacuum(self, mart: str) -> str | None:
         """VACUUM the mart just before its refresh. REFRESH ... CONCURRENTLY replaces every
         changed row, so each refresh leaves the old ones dead, and frequent refreshes
         outrun autovacuum (30 quick refreshes grew a mart to 6x a fresh build). Before the
@@ -222,17 +287,27 @@ class _Worker(threading.Thread):
         takes ACCESS EXCLUSIVE, which readers queue behind and hot standbys replay (the
         next refresh fills that space anyway). So it never holds up readers; a role that may not
         vacuum the mart (not its owner, no MAINTAIN) gets a server warning and leaves it
-        to autovacuum."""
+        to autovacuum. Its lock waits at most VACUUM_WAIT (long enough for an autovacuum
+        in the way to yield to it): a session that holds the mart (a leftover worker of a
+        dead client, a DBA's LOCK or VACUUM) never holds up the run here. Returns the line
+        that says so, naming the holder, or None."""
+        relation = sql.Identifier(definitions.MART_SCHEMA, mart)
         try:
             self.conn.autocommit = True
             with self.conn.cursor() as cur:
-                cur.execute(sql.SQL("VACUUM (TRUNCATE false) {}").format(
-                    sql.Identifier(definitions.MART_SCHEMA, mart)))
+                cur.execute("SET lock_timeout = %s", (VACUUM_WAIT,))
+                try:
+                    cur.execute(sql.SQL("VACUUM (TRUNCATE false) {}").format(relation))
+                finally:
+                    cur.execute("RESET lock_timeout")
+        except psycopg2.errors.LockNotAvailable:
+            return sessions.vacuum_skipped(self.conn, mart)
         except psycopg2.Error:
             pass  # the mart is published and logged; autovacuum will get to it
         finally:
             if not self.conn.closed:
                 self.conn.autocommit = False
+        return None
 
 
 def _record(conn, run_id: str, mart: str, status: str, error: str | None,
@@ -251,6 +326,7 @@ class _Progress:
         self.total, self.options, self.reporter = len(marts), options, reporter
         self.index: dict[str, int] = {}
         self.finished: dict[str, MartResult] = {}
+        self.notes: dict[str, str] = {}   # a worker's word on a mart (VACUUM skipped)
 
     def update(self, cur, run_id: str) -> None:
         cur.execute(_LOG_SQL, (run_id,))
@@ -265,32 +341,26 @@ class _Progress:
                     self.reporter.start(self.index[mart], self.total, mart)
             if status in FINAL:
                 self.finished[mart] = _result(row, self.options, version)
+                self.finished[mart].note = self.notes.get(mart)
                 self.reporter.finish(self.index[mart], self.total, self.finished[mart])
 
 
-def _drive_parallel(main, dsn: str, run_id: str, marts: list[str], options: Options,
-                    progress: _Progress) -> None:
-    stop = threading.Event()
-    workers = [_Worker(dsn, run_id, stop, options.vacuum)
-               for _ in range(max(1, min(options.threads, len(marts))))]
-    for worker in workers:
-        worker.start()
+def _drive(main, run_id: str, marts: list[str], sessions: list[_Session],
+           stop: threading.Event, progress: _Progress) -> None:
+    """Start the sessions and report progress until they are done. On Ctrl-C, SIGTERM or
+    the loss of the main session, stop them all within seconds (_stop_sessions)."""
+    for session in sessions:
+        session.start()
     try:
         with main.cursor() as cur:
-            while any(w.is_alive() for w in workers):
+            while any(s.is_alive() for s in sessions):
                 progress.update(cur, run_id)
                 time.sleep(POLL_SECONDS)
             progress.update(cur, run_id)
     except BaseException:
-        # Ctrl-C, or the lock session is gone: start nothing more, cancel what runs (its
-        # transaction rolls back and refresh_mart logs it), and wait for the workers.
-        stop.set()
-        for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            worker.join(timeout=30)
+        _stop_sessions(main, run_id, sessions, stop)
         raise
-    failures = [w.failure for w in workers if w.failure]
+    failures = [s.failure for s in sessions if s.failure]
     if failures and len(progress.finished) < len(marts):
         with main.cursor() as cur:
             for mart in marts:
@@ -300,16 +370,55 @@ def _drive_parallel(main, dsn: str, run_id: str, marts: list[str], options: Opti
             progress.update(cur, run_id)
 
 
-def _drive_atomic(dsn: str, run_id: str, marts: list[str], options: Options,
-                  progress: _Progress) -> None:
-    """All marts in one transaction: all change together or none does."""
-    conn = connect(dsn, APPLICATION_NAME, autocommit=False)
-    failed: dict | None = None
-    current = None
+def _stop_sessions(main, run_id: str, sessions: list[_Session], stop: threading.Event) -> None:
+    """Start nothing more and end what runs, whatever it waits on: cancel each session's
+    statement (its transaction rolls back; refresh_mart logs a cancelled refresh), again
+    every second for a session caught between statements, and end the sessions still there
+    after STOP_SECONDS from the server side. Then any mart still running is logged as
+    cancelled (finish_run closes the pending ones)."""
+    stop.set()
+    deadline = time.monotonic() + STOP_SECONDS
+    next_cancel = 0.0
+    while True:
+        alive = [s for s in sessions if s.is_alive()]
+        now = time.monotonic()
+        if not alive or now >= deadline:
+            break
+        if now >= next_cancel:
+            for session in alive:
+                session.cancel()
+            next_cancel = now + 1.0
+        alive[0].join(0.05)
+    if main.closed:
+        return
     try:
+        with main.cursor() as cur:
+            pids = [s.pid for s in alive if s.pid]
+            if pids:
+                cur.execute("SELECT pg_catalog.pg_terminate_backend(p, 2000)"
+                            " FROM pg_catalog.unnest(%s::int[]) p", (pids,))
+            cur.execute(in_project("SELECT {project}.record_result(run_id, mart, 'cancelled', %s)"
+                                   " FROM {project}.run_log WHERE run_id = %s AND status = 'running'"),
+                        (STOPPED, run_id))
+    except psycopg2.Error:
+        pass  # the main session is gone too: the next run closes this one as abandoned
+
+
+class _AtomicSession(_Session):
+    """All marts in one transaction: all change together or none does."""
+
+    def __init__(self, dsn: str, run_id: str, stop: threading.Event, marts: list[str]):
+        super().__init__(dsn, run_id, stop)
+        self.marts = marts
+
+    def _work(self) -> None:
+        run_id, marts = self.run_id, self.marts
+        conn = self._connect()
+        failed: dict | None = None
+        current = None
         try:
             with conn.cursor() as cur:
-                while True:
+                while not self.stop.is_set():
                     cur.execute(in_project("SELECT mart, state FROM {project}.claim_next(%s)"), (run_id,))
                     current, state = cur.fetchone()
                     if state != "claimed":
@@ -320,14 +429,19 @@ def _drive_atomic(dsn: str, run_id: str, marts: list[str], options: Options,
                     if result["status"] != "success":
                         failed = result
                         break
+            if self.stop.is_set():
+                conn.rollback()   # the main session logs the run as cancelled
+                return
             if failed is None:
                 conn.commit()
                 return
             conn.rollback()
         except psycopg2.Error as exc:
+            if self.stop.is_set():
+                return
             failed = {"mart": current or "(commit)", "status": "error", "error": roles.explain(exc)}
             if conn.closed:
-                conn = connect(dsn, APPLICATION_NAME, autocommit=False)
+                conn = self._connect()
             else:
                 conn.rollback()
         reason = f"rolled back with the --atomic run because {failed['mart']} failed"
@@ -336,20 +450,20 @@ def _drive_atomic(dsn: str, run_id: str, marts: list[str], options: Options,
         for mart in marts:
             if mart != failed["mart"]:
                 _record(conn, run_id, mart, "skipped", reason)
-    finally:
-        conn.close()
 
 
 def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
         options: Options | None = None, reporter: Reporter | None = None) -> RunResult:
     """Refresh the selected marts; the run and each mart's outcome go to the run log."""
     options, reporter = options or Options(), reporter or Reporter()
-    main = connect(dsn, APPLICATION_NAME)
+    main = engine_connect(dsn, autocommit=True)
     try:
         standby.require_primary(main, dsn)
         graph = mart_graph.load(main)
+        missing_marts.require_present(main)
         marts = selection.select(graph.order, graph.upstream, include, exclude)
         acquire_lock(main, options.wait)
+        leftovers = sessions.find(main)   # holding the lock: no other run is live now
         t0 = time.monotonic()
         with main.cursor() as cur:
             cur.execute(in_project("SELECT {project}.start_run(%s, %s, %s, %s)"),
@@ -358,13 +472,17 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
         progress = _Progress(marts, options, reporter)
         try:
             reporter.begin(marts, options)
+            if leftovers:
+                reporter.note(sessions.one_line(leftovers))
+            stop = threading.Event()
+            if options.atomic:
+                workers = [_AtomicSession(dsn, run_id, stop, marts)]
+            else:
+                workers = [_Worker(dsn, run_id, stop, options.vacuum, options.lock_timeout,
+                                   progress.notes)
+                           for _ in range(max(1, min(options.threads, len(marts))))]
             try:
-                if options.atomic:
-                    _drive_atomic(dsn, run_id, marts, options, progress)
-                    with main.cursor() as cur:
-                        progress.update(cur, run_id)
-                else:
-                    _drive_parallel(main, dsn, run_id, marts, options, progress)
+                _drive(main, run_id, marts, workers, stop, progress)
             except KeyboardInterrupt:
                 _close(main, run_id, "cancelled: the client was interrupted")
                 raise

@@ -103,7 +103,9 @@ def rewrite_if_bloated(conn, mart: str, up_to: int) -> Rewrite | None:
     then keeps its indexes bounded without blocking anyone). Needs an autocommit session.
     Never raises a database error: the run has published, and upkeep is a bonus."""
     conn.autocommit = True
-    with conn.cursor() as cur:
+    # Every wait is bounded: index_upkeep.WAIT for the reads and the leftovers' drop, WAIT
+    # for the rewrite's lock.
+    with conn.cursor() as cur, index_upkeep.bounded_waits(cur, index_upkeep.WAIT):
         try:
             before, filenode, may_rewrite = _size(cur, mart)
             if before > up_to:
@@ -126,7 +128,7 @@ def rewrite_if_bloated(conn, mart: str, up_to: int) -> Rewrite | None:
                 cur.execute(sql.SQL("VACUUM FULL {}").format(
                     sql.Identifier(definitions.MART_SCHEMA, mart)))
             finally:
-                cur.execute("RESET lock_timeout")
+                cur.execute("SET lock_timeout = %s", (index_upkeep.WAIT,))
             after, new_filenode, _ = _size(cur, mart)
             error = None if new_filenode != filenode else "VACUUM FULL skipped it"
         except psycopg2.Error as exc:

@@ -10,7 +10,8 @@ all of that mart's indexes. Readers go on reading throughout (it takes SHARE UPD
 EXCLUSIVE, never a lock a SELECT waits for), on the primary and on hot standbys.
 
 REINDEX CONCURRENTLY first waits for every transaction older than it, in the whole database.
-A long report must not hold the run, so it waits at most WAIT (lock_timeout): then it gives
+A long report must not hold the run, so it waits at most WAIT (lock_timeout, as does every
+lock upkeep waits for, bounded_waits): then it gives
 up, the half-built copies it leaves (invalid indexes named *_ccnew*) are dropped, and a later
 run tries again. Leftovers from an interrupted rebuild are dropped by the next one the same
 way. pg_cron's procedure cannot do this (REINDEX CONCURRENTLY is not allowed in a procedure's
@@ -20,6 +21,7 @@ transaction); `refresh-views` runs from time to time, or a DBA's REINDEX, does i
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg2
@@ -66,6 +68,23 @@ def most_bloated(cur, mart: str) -> tuple[str, float] | None:
     return worst if worst and worst[1] > REBUILD_AT else None
 
 
+@contextmanager
+def bounded_waits(cur, timeout: str):
+    """Every lock the statements inside wait for, they wait for at most `timeout`: upkeep never
+    queues behind a session that holds the mart (a leftover worker, a DBA's LOCK)."""
+    try:
+        cur.execute("SET lock_timeout = %s", (timeout,))
+    except psycopg2.Error:
+        pass  # a lost session shows in the next step
+    try:
+        yield
+    finally:
+        try:
+            cur.execute("RESET lock_timeout")
+        except psycopg2.Error:
+            pass
+
+
 def _indexes_size(cur, mart: str) -> int:
     cur.execute("SELECT pg_indexes_size(%s::regclass)",
                 (sql.Identifier(definitions.MART_SCHEMA, mart).as_string(cur),))
@@ -87,34 +106,34 @@ def rebuild_if_bloated(conn, mart: str) -> Rebuild | None:
     REINDEX the mart (not its owner, no MAINTAIN on 17+) is told so. Never raises a
     database error: the run has published, and upkeep is a bonus."""
     conn.autocommit = True
+    with conn.cursor() as cur, bounded_waits(cur, WAIT):
+        return _rebuild_if_bloated(cur, mart)
+
+
+def _rebuild_if_bloated(cur, mart: str) -> Rebuild | None:
     regclass = sql.Identifier(definitions.MART_SCHEMA, mart)
-    with conn.cursor() as cur:
+    try:
+        worst = most_bloated(cur, mart)
+        if worst is None:
+            return None
+        before = _indexes_size(cur, mart)
+        cur.execute(RIGHTS_QUERY.read_text(), {"mart": regclass.as_string(cur)})
+        may_reindex = cur.fetchone()[0]
+    except psycopg2.DatabaseError:
+        return None  # a lost session shows in the next step; the next run tries again
+    if not may_reindex:
+        return Rebuild(mart, worst[0], worst[1], before, None, 0.0,
+                       "this role may not REINDEX them (their owner or, on 17+, a role "
+                       "with MAINTAIN may); a run as the owner rebuilds them")
+    t0 = time.monotonic()
+    try:
+        drop_leftovers(cur, mart)
+        cur.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(regclass))
+        after, error = _indexes_size(cur, mart), None
+    except psycopg2.Error as exc:
+        after, error = None, f"{first_line(exc)}; a later run tries again"
         try:
-            worst = most_bloated(cur, mart)
-            if worst is None:
-                return None
-            before = _indexes_size(cur, mart)
-            cur.execute(RIGHTS_QUERY.read_text(), {"mart": regclass.as_string(cur)})
-            may_reindex = cur.fetchone()[0]
-        except psycopg2.DatabaseError:
-            return None  # a lost session shows in the next step; the next run tries again
-        if not may_reindex:
-            return Rebuild(mart, worst[0], worst[1], before, None, 0.0,
-                           "this role may not REINDEX them (their owner or, on 17+, a role "
-                           "with MAINTAIN may); a run as the owner rebuilds them")
-        t0 = time.monotonic()
-        try:
-            cur.execute("SET lock_timeout = %s", (WAIT,))
-            try:
-                drop_leftovers(cur, mart)
-                cur.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(regclass))
-            finally:
-                cur.execute("RESET lock_timeout")
-            after, error = _indexes_size(cur, mart), None
-        except psycopg2.Error as exc:
-            after, error = None, f"{first_line(exc)}; a later run tries again"
-            try:
-                drop_leftovers(cur, mart)
-            except psycopg2.Error:
-                pass  # still in the way: the next rebuild drops them first
+            drop_leftovers(cur, mart)
+        except psycopg2.Error:
+            pass  # still in the way: the next rebuild drops them first
     return Rebuild(mart, worst[0], worst[1], before, after, time.monotonic() - t0, error)

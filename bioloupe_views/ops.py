@@ -131,16 +131,38 @@ class RebindMaterializedViewsOp(MigrateOperation):
 
 
 def _rebind_materialized_views(operations: Operations, operation: RebindMaterializedViewsOp) -> None:
-    conn = operations.get_bind().connection.dbapi_connection
+    rebind_installed(operations.get_bind().connection.dbapi_connection)
+
+
+def rebind_installed(conn) -> list[str]:
+    """Rebuild what an earlier release bound to a planted object: each such mart in place
+    at its installed version, and the checks of each mart with such a check view. Run by
+    0006 and at the end of every migration run, so a repair needs no new revision once the
+    object has been moved out of the way. Returns what was rebuilt."""
     with conn.cursor() as cur:
+        cur.execute(in_project("SELECT to_regclass('{project_text}.mart_check') IS NOT NULL"))
+        if not cur.fetchone()[0]:
+            return []
         cur.execute(in_project("SELECT m.name, m.version, c.oid FROM {project}.mart m"
                                " JOIN pg_catalog.pg_class c ON c.relname = m.name AND c.relkind = 'm'"
                                " AND c.relnamespace = %s::regnamespace ORDER BY m.name"),
                     (definitions.MART_SCHEMA,))
-        bound = [(name, version) for name, version, oid in cur.fetchall()
+        marts = [(name, version) for name, version, oid in cur.fetchall()
                  if binding.foreign(cur, [oid])]
-    for name, version in bound:
+        cur.execute(in_project("SELECT DISTINCT m.name, m.version, c.oid FROM {project}.mart_check k"
+                               " JOIN {project}.mart m ON m.name = k.mart"
+                               " JOIN pg_catalog.pg_class c ON c.relname IN"
+                               " (k.relation, pg_catalog.to_jsonb(k)->>'batch_relation')"
+                               " AND c.relnamespace = %s::regnamespace ORDER BY m.name"),
+                    (definitions.CHECKS_SCHEMA,))
+        checked = sorted({(name, version) for name, version, oid in cur.fetchall()
+                          if binding.foreign(cur, [oid])} - set(marts))
+    for name, version in marts:
         replace.replace(conn, name, version)
+    with conn.cursor() as cur:
+        for name, version in checked:
+            checks.install(cur, definitions.get(name).version(version))
+    return [name for name, _ in marts + checked]
 
 
 Operations.implementation_for(RebindMaterializedViewsOp)(_invoke_with(_rebind_materialized_views))
@@ -225,8 +247,16 @@ def _drop_materialized_view(operations: Operations, operation: DropMaterializedV
     mart = definitions.get(operation.name)
     with _cursor(operations) as cur:
         checks.uninstall(cur, mart.name)
-        cur.execute(sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(
-            sql.Identifier(definitions.MART_SCHEMA, mart.name)))
+        try:
+            cur.execute(sql.SQL("DROP MATERIALIZED VIEW IF EXISTS {}").format(
+                sql.Identifier(definitions.MART_SCHEMA, mart.name)))
+        except psycopg2.errors.DependentObjectsStillExist as exc:
+            # Never CASCADE: someone's view on a mart is theirs to drop or move.
+            detail = (exc.diag.message_detail or "").replace("\n", "; ")
+            raise UserError(f"cannot drop materialized view {definitions.MART_SCHEMA}."
+                            f"{mart.name}: objects that this project did not create depend on "
+                            f"it ({detail}); drop or move them first, then run the migration "
+                            "again") from None
         cur.execute(in_project("DELETE FROM {project}.mart WHERE name = %s"), (mart.name,))
 
 

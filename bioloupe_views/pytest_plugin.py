@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from . import checks as mart_checks
-from . import mart_graph
+from . import mart_graph, missing_marts
 from .config import mask_text, resolve_dsn
 from .db import connect, first_line
 from .errors import UserError
@@ -37,7 +37,9 @@ def _results(config) -> list[dict] | str:
             dsn = resolve_dsn(config.getoption("bioloupe_dsn"))
             conn = connect(dsn)
             try:
-                results = mart_checks.run(conn, mart_graph.load(conn).order)
+                order = mart_graph.load(conn).order
+                missing_marts.require_present(conn)
+                results = mart_checks.run(conn, order)
             finally:
                 conn.close()
             config._bioloupe_results = results

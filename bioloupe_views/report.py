@@ -102,6 +102,8 @@ class ConsoleReporter(Reporter):
                 _line(f"    {result.error}")
             elif result.reason and result.status != "unchanged":
                 _line(f"    refreshed: {result.reason}")
+            if result.note:
+                _line(f"    {result.note}")
             for check in result.checks:
                 if check["status"] != "pass":
                     _line("    " + check_line(check))
@@ -110,6 +112,10 @@ class ConsoleReporter(Reporter):
 
     def upkeep(self, action) -> None:
         _line(f"Upkeep: {action.describe()}")
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            _line(f"Note: {text}")
 
 
 def summarize(outcome: RunResult) -> None:
@@ -125,6 +131,7 @@ def summarize(outcome: RunResult) -> None:
         _line(click.style(f"Completed with {len(bad)} failure{'s' if len(bad) != 1 else ''}:", fg="red"))
         for r in bad:
             reason = r.error or "error-severity checks failed; last good data kept"
+            reason += f" ({r.note})" if r.note else ""
             _line(f"  {_STATUS_WORD[r.status]} {r.mart}: {reason}")
     _line(f"Done. PASS={counts['success']} WARN={warns} ERROR={counts['error']} "
           f"FAIL={counts['check_failed']} SKIP={counts['skipped']}{unchanged} "

@@ -3,7 +3,9 @@
 A hot standby is read-only, so a refresh, a migration or a pg_cron job can only run on the
 primary; there they fail with PostgreSQL's "cannot execute UPDATE in a read-only transaction"
 deep inside the engine. `require_primary()` turns that into one line that says where to point
-the DSN, before anything starts.
+the DSN, before anything starts; the same for a session on the primary that is read-only by
+default (default_transaction_read_only from the DSN's options, PGOPTIONS, or a role's or the
+database's default).
 
 Reading the marts on a standby is what standbys are for, and works: REFRESH ... CONCURRENTLY
 on the primary changes the marts with ordinary row changes, which the standby replays without
@@ -35,6 +37,20 @@ class StandbyError(ConfigError):
     """Connected to a hot standby for something that writes: point the DSN at the primary."""
 
 
+class ReadOnlySessionError(ConfigError):
+    """A primary, but a session whose transactions are read-only by default."""
+
+
+# Where default_transaction_read_only came from (pg_settings.source), in the user's terms.
+READ_ONLY_SOURCES = {
+    "client": "the DSN's options or PGOPTIONS",
+    "user": "the role's default (ALTER ROLE ... SET)",
+    "database": "the database's default (ALTER DATABASE ... SET)",
+    "database user": "the role's default in this database (ALTER ROLE ... IN DATABASE ... SET)",
+    "configuration file": "the server's configuration (postgresql.conf or ALTER SYSTEM)",
+}
+
+
 def in_recovery(conn) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT pg_is_in_recovery()")
@@ -42,10 +58,27 @@ def in_recovery(conn) -> bool:
 
 
 def require_primary(conn, dsn: str) -> None:
-    """Stop with one line when `conn` is a hot standby (read-only)."""
+    """Stop with one line when `conn` is a hot standby, or a session on the primary whose
+    transactions are read-only (default_transaction_read_only = on), before anything writes."""
     if in_recovery(conn):
         raise StandbyError(f"this server ({describe_dsn(dsn)}) is a hot standby (read-only): "
                            "point the DSN at the primary")
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_catalog.current_setting('transaction_read_only')")
+        read_only = cur.fetchone()[0]
+        source = None
+        if read_only == "on":  # pg_settings only then: it is a whole table function
+            cur.execute("SELECT s.source FROM pg_catalog.pg_settings s"
+                        " WHERE s.name = 'default_transaction_read_only'")
+            source = cur.fetchone()[0]
+    if read_only == "on":
+        found = READ_ONLY_SOURCES.get(source)
+        origin = f", set by {found}" if found else ""
+        raise ReadOnlySessionError(
+            f"the session on {describe_dsn(dsn)} is read-only (default_transaction_read_only = "
+            f"on{origin}): this command writes; remove the setting from the DSN's options or "
+            "PGOPTIONS, or the role's or database's default (ALTER ROLE/DATABASE ... RESET "
+            "default_transaction_read_only)")
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Alembic environment: connect through the project's one DSN resolution and run the
 migrations in a single transaction (PostgreSQL's DDL is transactional, so a failure leaves
 nothing half-created). Each mart's checks are part of its version and installed by the
-operation that creates or replaces it, never re-read from the working tree here.
+operation that creates or replaces it, never re-read from the working tree here. Before
+an upgrade or downgrade runs, a registered mart dropped by hand is rebuilt from its installed
+version, and lost check views reinstalled (missing_marts.restore), even at head.
 
 A reader role (`-x reader_role=NAME` or BIOLOUPE_READER_ROLE) is validated before anything
 runs, passed to the operations through the context options (ops.grant_reader), and granted
@@ -23,7 +25,8 @@ from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 import bioloupe_views.ops  # noqa: F401  (registers op.create_materialized_view & co.)
-from bioloupe_views import binding, contract, db, refresh_settings, roles, standby
+from bioloupe_views import (binding, contract, db, missing_marts, refresh_settings, roles,
+                            standby)
 from bioloupe_views.config import resolve_dsn
 from bioloupe_views.definitions import in_project
 from bioloupe_views.errors import UserError
@@ -57,6 +60,15 @@ def _pinned(conn):
     return conn
 
 
+def _migrating() -> bool:
+    """Whether this run moves to a revision (upgrade, downgrade, stamp), not `alembic current`."""
+    try:
+        context.get_revision_argument()
+    except KeyError:
+        return False
+    return True
+
+
 def run_migrations_online() -> None:
     x_arguments = context.get_x_argument(as_dictionary=True)
     reader_role = roles.configured(x_arguments)
@@ -72,6 +84,8 @@ def run_migrations_online() -> None:
             with raw.cursor() as cur:
                 refresh_settings.use(cur, settings)  # the marts built here, as refreshes will
                 contract.use(cur, source_schema)
+            if _migrating():  # marts dropped by hand, back before the migrations assume them
+                missing_marts.restore(raw, reader_role)
             context.run_migrations()
             if reader_role:
                 roles.grant_all(raw, reader_role)
@@ -85,6 +99,7 @@ def run_migrations_online() -> None:
                     roles.grant_refresher(cur, refresher_role)
                 roles.regrant_refreshers(cur)  # check views and routines created by this run
                 refresh_settings.record(cur, settings)
+                bioloupe_views.ops.rebind_installed(raw)  # what an earlier release bound
                 binding.require_clean(cur)  # whatever this run created or kept
 
 

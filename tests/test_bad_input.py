@@ -5,12 +5,16 @@ concerns: refresh-views, bioloupe-views refresh/check/status/graph, and alembic 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
 from bioloupe_views.dev.pgserver import free_port
+
+from tests.conftest import ROOT
 
 SECRET = "S3cret-Pw-9b1e"      # a password that must never be printed
 OTHER_SECRET = "Wr0ng-Pw-4c2d"
@@ -203,3 +207,158 @@ def test_permission_denied(cli, dsn, sources_dsn, server, admin):
     result = run(cli, "alembic", with_user(server, sources_dsn.rsplit("/", 1)[1], role, SECRET))
     assert_one_line(result, "alembic", "permission denied for schema public",
                     "GRANT USAGE (and CREATE, for migrations) ON SCHEMA public")
+
+
+# --- where the results go ------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", SELECTING)
+def test_an_unwritable_json_path_is_refused_before_anything_runs(cli, command, dsn, sql):
+    for path, reason in (("/nonexistent/d/x.json", "no such file or directory"),
+                         ("/tmp", "is a directory")):
+        result = run(cli, command, dsn, extra=("--json", path))
+        assert_one_line(result, command, f"--json {path}: cannot write there", reason,
+                        "- for stdout")
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(0,)]
+
+
+@pytest.mark.parametrize("command", ["refresh-views", "check"])
+def test_json_dash_is_stdout_and_the_report_goes_to_stderr(cli, command, dsn, tmp_path):
+    executable, args = CLI_COMMANDS[command]
+    result = cli(*args, "--select", "mv_drug_trials", "--json", "-", dsn=dsn,
+                 executable=executable)
+    assert result.returncode == 0, result.stdout + result.stderr
+    payload = json.loads(result.stdout)    # nothing but the JSON on stdout
+    assert payload["success"] is True
+    assert "mv_drug_trials" in result.stderr
+    assert not (ROOT / "-").exists()
+
+
+# --- a session that cannot write -----------------------------------------------------------
+
+READ_ONLY_OPTIONS = "options=-cdefault_transaction_read_only%3Don"
+WRITING = {
+    "refresh-views": ("refresh-views", ()),
+    "track-sources --apply": ("bioloupe-views", ("track-sources", "--apply")),
+    "cron install": ("bioloupe-views", ("cron", "install", "--schedule", "@hourly")),
+}
+
+
+def _writing(cli, command, dsn, env=None):
+    if command == "alembic":
+        return cli("-x", f"dsn={dsn}", "upgrade", "head", executable="alembic", env=env)
+    executable, args = WRITING[command]
+    return cli(*args, "--dsn", dsn, executable=executable, env=env)
+
+
+def test_a_read_only_session_is_refused_by_every_writing_command(cli, dsn, sources_dsn, sql,
+                                                                  sources_sql, admin, server):
+    """default_transaction_read_only = on, from the DSN's options, PGOPTIONS or a role's
+    default: one line saying so and where it can come from, before anything is written."""
+    for command in [*WRITING, "alembic"]:
+        target = sources_dsn if command == "alembic" else dsn
+        read_only = f"{target}?{READ_ONLY_OPTIONS}"
+        result = _writing(cli, command, read_only)
+        assert_one_line(result, command, "is read-only", "default_transaction_read_only = on",
+                        "set by the DSN's options or PGOPTIONS", "the role's or database's default")
+    pgoptions = _writing(cli, "refresh-views", dsn,
+                         env={"PGOPTIONS": "-c default_transaction_read_only=on"})
+    assert_one_line(pgoptions, "refresh-views", "is read-only", "DSN's options or PGOPTIONS")
+    role = admin.create_login_role("ro")
+    admin(f"ALTER ROLE {role} SUPERUSER")
+    admin(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+    try:
+        as_role = with_user(server, dsn.rsplit("/", 1)[1], role, SECRET)
+        by_role = run(cli, "refresh-views", as_role)
+        assert_one_line(by_role, "refresh-views", "is read-only", "the role's default",
+                        "ALTER ROLE/DATABASE ... RESET default_transaction_read_only")
+    finally:
+        admin(f"DROP ROLE {role}")
+    # Nothing was written: no run, no trigger, no job, no schema.
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(0,)]
+    assert sql("SELECT count(*) FROM pg_trigger WHERE tgname = 'bioloupe_views_source_change'"
+               ) == [(0,)]
+    assert sources_sql("SELECT to_regnamespace('bioloupe_views')") == [(None,)]
+
+
+# --- a role's own settings -----------------------------------------------------------------
+
+def test_a_roles_statement_timeout_does_not_cut_the_tools_own_statements(cli, dsn, sql, admin,
+                                                                         server):
+    """A role whose default statement_timeout is shorter than the engine's bookkeeping
+    (start_run, the run log) still refreshes: the tool pins statement_timeout = 0 for its
+    sessions and bounds each refresh with --statement-timeout alone."""
+    role = admin.create_login_role("slow")
+    admin(f"ALTER ROLE {role} SUPERUSER")
+    admin(f"ALTER ROLE {role} SET statement_timeout = '20ms'")
+    as_role = with_user(server, dsn.rsplit("/", 1)[1], role, SECRET)
+    try:
+        # The role's default bites in a plain session of its own.
+        conn = psycopg2.connect(as_role)
+        try:
+            with pytest.raises(psycopg2.errors.QueryCanceled):
+                conn.cursor().execute("SELECT pg_sleep(0.2)")
+        finally:
+            conn.close()
+        result = cli("--threads", "2", dsn=as_role, executable="refresh-views")
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "Traceback" not in output
+        assert sql("SELECT status, count(*) FROM bioloupe_views.run_log GROUP BY 1") == [
+            ("success", 5)]
+        # --statement-timeout still bounds each refresh (its run's, not the role's).
+        bounded = cli("--select", "mv_development_programs", "--statement-timeout", "1ms",
+                      dsn=as_role, executable="refresh-views")
+        output = bounded.stdout + bounded.stderr
+        assert bounded.returncode == 1, output
+        assert "Traceback" not in output
+        assert "canceling statement due to statement timeout" in bounded.stdout
+        run_id = sql("SELECT run_id FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1")
+        assert sql("SELECT mart, status FROM bioloupe_views.run_log WHERE run_id = %s",
+                   run_id[0]) == [("mv_development_programs", "error")]
+    finally:
+        admin(f"DROP ROLE {role}")
+
+
+# --- durations PostgreSQL cannot take ------------------------------------------------------
+
+@pytest.mark.parametrize("option,value,limit", [
+    ("--statement-timeout", "99999999999999h", "2147483647ms (about 24.8 days)"),
+    ("--statement-timeout", "2147483648", "2147483647ms (about 24.8 days)"),
+    ("--lock-timeout", "25d", "2147483647ms (about 24.8 days)"),
+    ("--log-retention", "99999999999999h", "36500d (100 years)"),
+])
+@pytest.mark.parametrize("command", ["refresh-views", "refresh"])
+def test_a_duration_beyond_postgresqls_limit_is_refused_when_parsed(cli, command, option, value,
+                                                                     limit, dsn, sql):
+    result = run(cli, command, dsn, extra=(option, value))
+    assert_one_line(result, command, f"{option} '{value}' is longer than", limit)
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(0,)]
+
+
+def test_durations_at_the_limit_are_taken(cli, dsn, sql):
+    result = cli("--select", "mv_drug_trials", "--statement-timeout", "2147483647ms",
+                 "--lock-timeout", "24d", "--log-retention", "36500d", dsn=dsn,
+                 executable="refresh-views")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sql("SELECT status FROM bioloupe_views.run_log") == [("success",)]
+
+
+# --- a downgrade that would take someone's objects with it ---------------------------------
+
+def test_downgrade_with_a_users_view_on_a_mart_names_it_and_changes_nothing(cli, dsn, sql):
+    sql("CREATE VIEW public.user_v AS SELECT * FROM public.mv_drug_trials")
+    head = sql("SELECT version_num FROM public.bioloupe_views_alembic_version")
+    result = cli("-x", f"dsn={dsn}", "downgrade", "base", executable="alembic")
+    assert_one_line(result, "alembic", "cannot drop materialized view public.mv_drug_trials",
+                    "view public.user_v depends on materialized view public.mv_drug_trials",
+                    "drop or move them first")
+    # One transaction: the project schema, every mart and the revision are as they were.
+    assert sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == head
+    assert sql("SELECT count(*) FROM pg_matviews WHERE schemaname = 'public'") == [(5,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.mart") == [(5,)]
+    assert sql("SELECT count(*) FROM public.user_v")[0][0] > 0
+    # Once the view is gone, the downgrade goes through.
+    sql("DROP VIEW public.user_v")
+    down = cli("-x", f"dsn={dsn}", "downgrade", "base", executable="alembic")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert sql("SELECT to_regnamespace('bioloupe_views')") == [(None,)]

@@ -9,7 +9,11 @@ dropped or added, a check changed, dropped or added. A version is compared whole
 - the indexes, with the ones the version declares (names, columns, uniqueness);
 - the checks, with the ones the version declares: names, severity, and each check's query
   deparsed the same way as the mart's.
-Exit 1 when anything drifted, 0 when everything matches.
+An installed view bound to an object that is neither PostgreSQL's, the sources' nor this
+project's (binding.installed: one some role planted) is reported too, one line each; and a
+version's SQL that the probe would now bind to such an object is named as that (a migration
+would refuse it), not as a hand edit of the installed view.
+Exit 1 when anything drifted or is so bound, 0 when everything matches.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import click
 import psycopg2
 from psycopg2 import sql
 
-from .. import checks, definitions
+from .. import binding, checks, definitions
 from .common import dsn_option, friendly_errors
 from ..config import resolve_dsn
 from ..db import connect, first_line, require_migrated
@@ -117,7 +121,9 @@ def _compare_one(conn, result: MartDrift, pending: list[str]) -> None:
         pending.append(f"{name}: v{mart.latest_version} is newer than the migrated "
                        f"v{version} (a migration not yet applied?)")
     expected = _deparse(conn, target.query)
-    if isinstance(expected, Exception):
+    if isinstance(expected, Shadowed):
+        result.problems.append(f"v{version}/query.sql {expected}")
+    elif isinstance(expected, Exception):
         result.problems.append(f"v{version}/query.sql does not compile against this "
                                f"database: {first_line(expected)}")
     else:
@@ -126,16 +132,30 @@ def _compare_one(conn, result: MartDrift, pending: list[str]) -> None:
     _compare_checks(conn, result, target)
 
 
+class Shadowed(Exception):
+    """The version's SQL, bound here as a migration would bind it, calls an object some role
+    planted (binding.py): not drift of the installed view, but what a migration would refuse."""
+
+
 def _deparse(conn, body: str) -> str | Exception:
-    """PostgreSQL's own text of a query, bound as the project binds its views."""
+    """PostgreSQL's own text of a query, bound as the project binds its views; Shadowed when
+    that binding would take an object that is not PostgreSQL's, the sources' nor ours."""
     with conn.cursor() as cur:
         cur.execute("SAVEPOINT bioloupe_views_diff")
         try:
             with definitions.binding_search_path(cur):
                 cur.execute(definitions.create_view_statement(
                     sql.Identifier(_PROBE), body, materialized=False, temporary=True))
-            cur.execute("SELECT pg_get_viewdef(%s::regclass)", (f"pg_temp.{_PROBE}",))
-            return cur.fetchone()[0]
+            cur.execute("SELECT pg_get_viewdef(%s::regclass), %s::regclass::oid",
+                        (f"pg_temp.{_PROBE}",) * 2)
+            text, oid = cur.fetchone()
+            shadowing = binding.foreign(cur, [oid])
+            if shadowing:
+                first = shadowing[0]
+                return Shadowed(f"would now be bound to {first.object} (schema {first.schema}, "
+                                f"owner {first.owner}), not PostgreSQL's own: a migration would "
+                                "refuse it; drop or move that object")
+            return text
         except psycopg2.Error as exc:
             return exc
         finally:
@@ -182,7 +202,9 @@ def _compare_checks(conn, result: MartDrift, target: definitions.MartVersion) ->
             result.problems.append(f"check {name} differs: declared severity {check.severity} "
                                    f"at v{target.number}, database has {severity} at v{version}")
         expected = _deparse(conn, check.sql)
-        if isinstance(expected, Exception):
+        if isinstance(expected, Shadowed):
+            result.problems.append(f"check {name}: its query {expected}")
+        elif isinstance(expected, Exception):
             result.problems.append(f"check {name} does not compile against this database: "
                                    f"{first_line(expected)}")
         elif expected != _viewdef(conn, oid):
@@ -217,7 +239,7 @@ def _compare_indexes(conn, result: MartDrift, oid: int, target: definitions.Mart
                                    f"{definition}")
 
 
-def print_report(report: Report) -> None:
+def print_report(report: Report, bound: list[binding.Foreign] = ()) -> None:
     for item in report.marts:
         if not item.drifted:
             click.echo(f"{item.mart} (v{item.version}): " + click.style("ok", fg="green"))
@@ -229,11 +251,19 @@ def print_report(report: Report) -> None:
             click.echo(f"      {line}")
     for note in report.pending:
         click.echo(f"note: {note}")
+    for foreign in bound:
+        click.echo(click.style("BOUND", fg="red") + f" {foreign.describe()}")
     drifted = len(report.drifted)
+    if bound:
+        plural = "s" if len(bound) > 1 else ""
+        click.echo(f"\n{len(bound)} binding{plural} to objects that are neither PostgreSQL's, the "
+                   "sources' nor this project's: they run with the rights of whoever refreshes "
+                   "or reads them; drop or move those objects (and check who created them), "
+                   "then run `alembic upgrade head`.")
     if drifted:
         click.echo(f"\nDrift in {drifted} of {len(report.marts)} marts: fix the database (or "
                    "write a migration that makes the files say what the database does).")
-    else:
+    elif not bound:
         click.echo(f"\nNo drift: {len(report.marts)} marts match their migrated SQL files.")
 
 
@@ -247,7 +277,10 @@ def diff_command(dsn, marts):
     conn = connect(resolve_dsn(dsn), autocommit=False)
     try:
         report = compare(conn, marts)
+        with conn.cursor() as cur:
+            bound = binding.installed(cur)
+        conn.rollback()
     finally:
         conn.close()
-    print_report(report)
-    sys.exit(1 if report.drifted else 0)
+    print_report(report, bound)
+    sys.exit(1 if report.drifted or bound else 0)

@@ -8,7 +8,9 @@ fact about each mart version's SQL and lives beside it, in its mart.toml (`sourc
 read through definitions.py; the latest version's); an index counts as present when a valid btree index on the table starts with
 those columns (sql/_queries/source_index.sql). Works before `alembic upgrade head` too: it
 reads only the sources and the system catalog. Exit code 0 whether or not indexes are
-missing: the output is advice.
+missing: the output is advice. A registered mart missing from the database is an error,
+after the report (missing_marts.py), and so is an installed view bound to an object some
+role planted (binding.installed).
 
 Connected to a hot standby, doctor says so first (the refresh, the migrations and those
 indexes belong on the primary) and adds what matters to the marts' readers there: the
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import click
 from psycopg2 import sql
 
-from .. import contract, definitions, source_tracking, standby
+from .. import binding, contract, definitions, missing_marts, sessions, source_tracking, standby
 from .common import dsn_option, friendly_errors
 from ..config import describe, resolve_dsn
 from ..db import connect
@@ -103,6 +105,10 @@ def doctor_command(dsn):
         schema, findings = diagnose(conn)
         statements = [create_statement(conn, f) for f in findings if f.existing is None]
         tracking = _tracking(conn)
+        missing = missing_marts.find(conn)
+        leftover = sessions.find(conn)
+        with conn.cursor() as cur:
+            bound = binding.installed(cur)
     finally:
         conn.close()
     if replica:
@@ -127,11 +133,20 @@ def doctor_command(dsn):
         click.echo("No source index is missing.")
     if tracking is not None:
         _print_tracking(tracking)
+    for line in sessions.report_lines(leftover):
+        click.echo(line)
     if replica:
         click.echo("")
         click.echo("Reading the marts on this hot standby:")
         for line in replica.advice():
             click.echo(f"  {line}")
+    missing_marts.require_none(missing)  # not advice: the mart is gone
+    if bound:  # nor this: whoever refreshes or reads the view runs what some role planted
+        more = f" (and {len(bound) - 1} more)" if len(bound) > 1 else ""
+        raise binding.BindingError(
+            f"{bound[0].describe()}{more}, which is neither PostgreSQL's own nor the sources' nor "
+            "this project's, so it runs with the rights of whoever refreshes or reads it; drop or "
+            f"move {bound[0].object} (and check who created it), then run `alembic upgrade head`")
 
 
 def _tracking(conn) -> list[source_tracking.Source] | None:
@@ -147,6 +162,10 @@ def _print_tracking(found: list[source_tracking.Source]) -> None:
     untracked = [s for s in found if not s.tracked]
     click.echo("")
     click.echo("Source change tracking (refresh-views --changed-only):")
+    for s in found:
+        if s.tracked:
+            since = f"since {s.since}" if s.since else "since now (recorded by the next run)"
+            click.echo(f"  tracked {s.label} {since}")
     if not untracked:
         click.echo(f"  all {len(found)} sources are tracked")
         return

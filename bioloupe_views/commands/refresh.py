@@ -10,7 +10,8 @@ import click
 from .. import durations, engine, report
 from ..config import describe, resolve_dsn
 from ..errors import UserError
-from .common import dsn_option, duration, friendly_errors, selection_options, size
+from .common import (dsn_option, friendly_errors, human_output_for, json_option, retention,
+                     selection_options, size, timeout, write_json)
 
 
 def refresh_options(func):
@@ -42,13 +43,12 @@ def refresh_options(func):
                      help="Refresh and check everything in one transaction: all or nothing."),
         click.option("--wait", type=click.FloatRange(0), default=None, metavar="SECONDS",
                      help="Wait this long for a running refresh to finish instead of exiting."),
-        click.option("--lock-timeout", callback=duration, default=None, metavar="DURATION",
+        click.option("--lock-timeout", callback=timeout, default=None, metavar="DURATION",
                      help="PostgreSQL lock_timeout for each refresh, e.g. 30s."),
-        click.option("--statement-timeout", callback=duration, default=None, metavar="DURATION",
+        click.option("--statement-timeout", callback=timeout, default=None, metavar="DURATION",
                      help="PostgreSQL statement_timeout for each refresh, e.g. 10min."),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
-                     default=None, help="Write the run results as JSON to this file."),
-        click.option("--log-retention", callback=duration, default="90d", show_default=True,
+        json_option("Write the run results as JSON to this file"),
+        click.option("--log-retention", callback=retention, default="90d", show_default=True,
                      metavar="DURATION", envvar="BIOLOUPE_LOG_RETENTION",
                      help="Runs older than this are deleted from the run log by each run "
                           "(also BIOLOUPE_LOG_RETENTION)."),
@@ -82,7 +82,9 @@ def refresh(dsn, select, exclude, threads, concurrently, run_checks, vacuum, com
     target = describe(dsn)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        outcome = engine.run(dsn, select, exclude, options, report.ConsoleReporter(target))
+        with human_output_for(json_path):
+            outcome = engine.run(dsn, select, exclude, options, report.ConsoleReporter(target))
+            report.summarize(outcome)
     except KeyboardInterrupt as exc:
         name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
         click.echo(f"Error: stopped by {name}: the marts being refreshed were cancelled and "
@@ -91,9 +93,8 @@ def refresh(dsn, select, exclude, threads, concurrently, run_checks, vacuum, com
         sys.exit(code)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    report.summarize(outcome)
     if json_path:
-        report.write_json(json_path, report.run_results(outcome, options, target))
+        write_json(json_path, report.run_results(outcome, options, target))
     sys.exit(0 if outcome.ok else 1)
 
 

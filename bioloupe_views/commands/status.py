@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import click
 
 from .. import definitions, durations
-from .. import mart_graph
+from .. import mart_graph, missing_marts, sessions, source_tracking
 from .common import dsn_option, friendly_errors
 from ..config import describe, resolve_dsn
 from ..db import connect
@@ -72,7 +72,31 @@ def collect(conn) -> dict:
     if last_run:
         last_run = dict(zip(("run_id", "trigger", "status", "started_at", "ended_at", "message"),
                             last_run))
-    return {"generated_at": now, "running": running, "last_run": last_run, "marts": marts}
+    return {"generated_at": now, "running": running, "last_run": last_run, "marts": marts,
+            "sources": _sources(conn)}
+
+
+def _sources(conn) -> list[dict]:
+    """Each source and since when its writes are logged (empty before the change log)."""
+    with conn.cursor() as cur:
+        try:
+            found = source_tracking.sources(cur)[1]
+        except UserError:
+            return []
+    return [{"source": s.label, "tracked": s.tracked, "tracked_since": s.since} for s in found]
+
+
+def _tracking_line(sources: list[dict]) -> str | None:
+    if not sources:
+        return None
+    tracked = [s for s in sources if s["tracked"]]
+    if not tracked:
+        return (f"Source tracking: none of {len(sources)} sources is tracked "
+                "(`bioloupe-views track-sources` prints how).")
+    latest = max(tracked, key=lambda s: s["tracked_since"] or "9999")
+    since = latest["tracked_since"] or "the next run"
+    return (f"Source tracking: {len(tracked)} of {len(sources)} sources tracked; the latest "
+            f"start {since} ({latest['source']}); `bioloupe-views doctor` lists each.")
 
 
 # --- the table -------------------------------------------------------------------------
@@ -157,6 +181,9 @@ def render(status: dict, target: str) -> str:
                      f"({running['trigger'] or 'unknown trigger'}), since {since}.")
     else:
         lines.append("No refresh is running.")
+    tracking = _tracking_line(status.get("sources") or [])
+    if tracking:
+        lines.append(tracking)
     return "\n".join(lines)
 
 
@@ -196,12 +223,16 @@ def status_command(dsn, as_json, max_age):
     conn = connect(dsn)
     try:
         status = collect(conn)
+        missing = missing_marts.find(conn)
+        leftover = sessions.find(conn)
     finally:
         conn.close()
     if as_json:
-        click.echo(json.dumps({"target": describe(dsn), **status}, indent=2, default=_jsonable))
+        click.echo(json.dumps({"target": describe(dsn), **status, "leftover_sessions":
+                               [s.as_json() for s in leftover]}, indent=2, default=_jsonable))
     else:
-        click.echo(render(status, describe(dsn)))
+        click.echo("\n".join([render(status, describe(dsn)), *sessions.report_lines(leftover)]))
+    missing_marts.require_none(missing)  # after the table: the others' status still shows
     if max_age is not None:
         late = overdue(status, durations.seconds(max_age))
         if late:
