@@ -66,20 +66,25 @@ class Options:
                                    # (_Worker._vacuum), rewrite or rebuild after the run
     compact_up_to: int = heap_upkeep.DEFAULT_UP_TO   # the largest mart rewritten (0: none)
     changed_only: bool = False     # refresh only marts whose inputs changed (claim_next)
+    strategy: str = "concurrent"   # concurrent | swap | auto: how each mart is published
+                                   # (the database's plan_strategy() decides per mart)
+    swap_wait: str | None = None   # how long a swap retries for its locks (default 60s)
 
     def run_options(self) -> dict:
         """What the database keeps with the run and applies to each mart."""
         return {"concurrently": self.concurrently, "checks": self.checks,
                 "threads": 1 if self.atomic else self.threads, "atomic": self.atomic,
                 "lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout,
-                "retention": self.retention, "changed_only": self.changed_only}
+                "retention": self.retention, "changed_only": self.changed_only,
+                "strategy": self.strategy,
+                **({"swap_wait": self.swap_wait} if self.swap_wait else {})}
 
 
 @dataclass
 class MartResult:
     mart: str
     status: str                      # success | error | check_failed | skipped | cancelled | unchanged
-    mode: str | None = None          # concurrent | plain
+    mode: str | None = None          # concurrent | plain | swap
     fallback: bool = False           # plain because the view was unpopulated
     rows: int | None = None
     seconds: float = 0.0
@@ -90,12 +95,31 @@ class MartResult:
     reason: str | None = None        # --changed-only: why it was refreshed or left unchanged
     unchanged_since: str | None = None  # an unchanged mart's last refresh
     note: str | None = None          # what the worker saw (VACUUM skipped: who held the lock)
+    strategy: str | None = None      # concurrent | swap, as the run chose for this mart
+    strategy_reason: str | None = None
+    inserted: int | None = None      # rows a concurrent refresh inserted and deleted
+    deleted: int | None = None
+    swap_lock_seconds: float | None = None  # how long its swap held the exclusive locks
+
+    @property
+    def changed_share(self) -> float | None:
+        """Rows changed over rows before and after (k updates of n rows: k/n), for a
+        concurrent refresh; None when not measured (a swap rebuilds the heap whole)."""
+        if self.inserted is None or self.deleted is None or self.rows is None:
+            return None
+        both = 2 * self.rows + self.deleted - self.inserted
+        return (self.inserted + self.deleted) / both if both else 0.0
 
     def as_json(self) -> dict:
         return {"mart": self.mart, "status": self.status, "mode": self.mode,
                 "fallback": self.fallback, "rows": self.rows, "seconds": round(self.seconds, 3),
                 "error": self.error, "checks": self.checks, "reason": self.reason,
-                "unchanged_since": self.unchanged_since, "note": self.note}
+                "unchanged_since": self.unchanged_since, "note": self.note,
+                "strategy": self.strategy, "strategy_reason": self.strategy_reason,
+                "inserted": self.inserted, "deleted": self.deleted,
+                "changed_share": (None if self.changed_share is None
+                                  else round(self.changed_share, 6)),
+                "swap_lock_seconds": self.swap_lock_seconds}
 
 
 @dataclass
@@ -125,32 +149,56 @@ class Reporter:
 _LOG_SQL = in_project("""
 SELECT mart, status, mode, rows, coalesce(duration_seconds, 0)::float8, checks, error,
        sqlstate, error_context, started_at::text, ended_at::text, reason,
-       to_char(unchanged_since, 'YYYY-MM-DD HH24:MI:SS')
+       to_char(unchanged_since, 'YYYY-MM-DD HH24:MI:SS'), strategy, strategy_reason,
+       inserted, deleted, swap_lock_seconds::float8
 FROM {project}.run_log WHERE run_id = %s ORDER BY position
 """)
 
 
 def _result(row, options: Options, server_version: int | None = None) -> MartResult:
     (mart, status, mode, rows, seconds, checks, error, sqlstate, context, started, ended,
-     reason, since) = row
+     reason, since, strategy, strategy_reason, inserted, deleted, lock_seconds) = row
     if error and sqlstate == roles.INSUFFICIENT_PRIVILEGE:
         error = roles.explain_message(error, sqlstate, context, server_version)
     elif error:
         error = limits.explain(error, sqlstate)
     return MartResult(mart, status, mode, options.concurrently and mode == "plain", rows,
-                      seconds, checks or [], error, started, ended, reason, since)
+                      seconds, checks or [], error, started, ended, reason, since,
+                      strategy=strategy, strategy_reason=strategy_reason, inserted=inserted,
+                      deleted=deleted, swap_lock_seconds=lock_seconds)
 
 
-def acquire_lock(conn, wait_seconds: float | None) -> None:
-    """Take the refresh lock, waiting up to `wait_seconds`, or say who holds it."""
-    deadline = time.monotonic() + (wait_seconds or 0)
+LOCK_WAIT_NOTICE_SECONDS = 5  # how often a --wait says whom it waits for
+
+
+def acquire_lock(conn, wait_seconds: float | None, notify=None) -> None:
+    """Take the refresh lock, waiting up to `wait_seconds`, or say who holds it. While it
+    waits, every few seconds it says for whom: through `notify(text)`, else the
+    bioloupe_views.engine logger where logging is configured (Dagster), else on stderr."""
+    import logging
+    import sys
+
+    logger = logging.getLogger(__name__)
+    if notify is None:
+        notify = logger.info if logger.hasHandlers() else (
+            lambda text: print(text, file=sys.stderr, flush=True))
+    started = time.monotonic()
+    deadline = started + (wait_seconds or 0)
+    next_notice = started
     with conn.cursor() as cur:
         while True:
             cur.execute(in_project("SELECT {project}.try_refresh_lock()"))
             if cur.fetchone()[0]:
                 return
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 break
+            if now >= next_notice:
+                cur.execute(in_project("SELECT message FROM {project}.refresh_lock_holder()"))
+                holder = cur.fetchone()
+                notify(f"waiting for the refresh lock ({now - started:.0f}s of "
+                       f"{wait_seconds:g}s): {holder[0] if holder else 'another refresh holds it'}")
+                next_notice = now + LOCK_WAIT_NOTICE_SECONDS
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
         cur.execute(in_project("SELECT message FROM {project}.refresh_lock_holder()"))
         holder = cur.fetchone()
@@ -225,23 +273,27 @@ class _Worker(_Session):
         while not self.stop.is_set():
             if self.conn is None or self.conn.closed:
                 self._connect()
-            mart, state = self._claim()
+            mart, state, strategy = self._claim()
             if state == "done":
                 return
             if state == "wait":
                 time.sleep(POLL_SECONDS)
                 continue
-            self._refresh(mart)
+            self._refresh(mart, strategy)
 
-    def _claim(self) -> tuple[str | None, str]:
+    def _claim(self) -> tuple[str | None, str, str | None]:
         with self.conn.cursor() as cur:
-            cur.execute(in_project("SELECT mart, state FROM {project}.claim_next(%s)"), (self.run_id,))
+            cur.execute(in_project("SELECT mart, state, strategy FROM {project}.claim_next(%s)"),
+                        (self.run_id,))
             row = cur.fetchone()
         self.conn.commit()
         return row
 
-    def _refresh(self, mart: str) -> None:
-        locked = self._vacuum(mart) if self.vacuum and not self.stop.is_set() else None
+    def _refresh(self, mart: str, strategy: str | None = "concurrent") -> None:
+        # A swap builds a new heap: vacuuming the live one first would be wasted work.
+        swap = strategy == "swap"
+        locked = (self._vacuum(mart) if self.vacuum and not swap and not self.stop.is_set()
+                  else None)
         if locked:
             self.notes[mart] = locked
         if self.stop.is_set():
@@ -257,13 +309,15 @@ class _Worker(_Session):
                                 (LOCKED_MART_WAIT,))
                 cur.execute(in_project("SELECT {project}.refresh_mart(%s, %s)"), (self.run_id, mart))
                 status = cur.fetchone()[0]["status"]
-            if self.stop.is_set() and status == "success":
+            if self.stop.is_set() and status in ("success", "staged"):
                 # Stopped while this mart was being checked: nothing is published after it.
                 self.conn.rollback()
                 _record(self.conn, self.run_id, mart, "cancelled",
                         "cancelled: the run was stopped before this mart was published")
             else:
                 self.conn.commit()
+                if swap and status == "success":
+                    self._clear_stages()
         except psycopg2.Error as exc:
             # The transaction is gone (rolled back by the server if the session died):
             # record why on a session that works, and go on with the next mart. A run being
@@ -275,6 +329,16 @@ class _Worker(_Session):
             else:
                 self.conn.rollback()
             _record(self.conn, self.run_id, mart, "error", roles.explain(exc))
+
+    def _clear_stages(self) -> None:
+        """Drop the retired marts of the group just published (each waits at most a
+        second for queries that began before the swap; what is left goes at the end)."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(in_project("SELECT {project}.clear_stages()"))
+            self.conn.commit()
+        except psycopg2.Error:
+            self.conn.rollback()   # finish_run() and the next run try again
 
     def _vacuum(self, mart: str) -> str | None:
         """VACUUM the mart just before its refresh. REFRESH ... CONCURRENTLY replaces every
@@ -337,7 +401,7 @@ class _Progress:
                 continue
             if mart not in self.index:
                 self.index[mart] = len(self.index) + 1
-                if status == "running" or status in ("success", "error", "check_failed"):
+                if status in ("running", "staged", "success", "error", "check_failed"):
                     self.reporter.start(self.index[mart], self.total, mart)
             if status in FINAL:
                 self.finished[mart] = _result(row, self.options, version)
@@ -469,6 +533,10 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
             cur.execute(in_project("SELECT {project}.start_run(%s, %s, %s, %s)"),
                         (options.trigger, marts, Json(options.run_options()), options.trigger_ref))
             run_id = str(cur.fetchone()[0])
+            # A swap brings along the marts that read a swapped one: the run's list is the log's.
+            cur.execute(in_project("SELECT mart FROM {project}.run_log WHERE run_id = %s"
+                                   " ORDER BY position"), (run_id,))
+            marts = [row[0] for row in cur.fetchall()]
         progress = _Progress(marts, options, reporter)
         try:
             reporter.begin(marts, options)
