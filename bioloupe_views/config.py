@@ -31,6 +31,10 @@ PART_VARS = {
     "dbname": "BIOLOUPE_DB_NAME",
 }
 REQUIRED_PARTS = ("host", "user", "dbname")
+# Where refresh-views and check write their run results, as dbt writes target/run_results.json:
+# --json PATH, else this variable, else the default (relative to the current directory).
+RUN_RESULTS_VAR = "BIOLOUPE_RUN_RESULTS"
+DEFAULT_RUN_RESULTS = "target/run_results.json"
 # Any of these says "libpq knows where to connect"; PGPASSWORD/PGPASSFILE alone do not.
 LIBPQ_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE")
 ARGV_WARNING = ("Warning: a password in {where} is visible to other users in ps and shell "

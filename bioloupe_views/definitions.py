@@ -1,7 +1,7 @@
 """The marts this project defines: the SQL files on disk, one directory per released version.
 
     sql/<mart>/v<N>/query.sql      the SELECT
-    sql/<mart>/v<N>/mart.toml      description, unique key, other indexes, generic checks,
+    sql/<mart>/v<N>/mart.toml      description, tags, unique key, other indexes, generic checks,
                                    the source indexes its plan uses
     sql/<mart>/v<N>/checks/*.sql   singular checks
 
@@ -91,6 +91,16 @@ class MartVersion:
     @property
     def description(self) -> str:
         return self._spec.get("description", "")
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """dbt's tags (`tags = [...]`), for `tag:NAME` selectors; part of the version, so a
+        later version may tag its mart differently."""
+        tags = self._spec.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+            raise UserError(f"{self.directory}/mart.toml: tags must be a list of names, "
+                            f"got {tags!r}")
+        return tuple(tags)
 
     @property
     def unique_key(self) -> tuple[str, ...]:
@@ -209,8 +219,10 @@ def marts() -> dict[str, Mart]:
 
 
 def get(name: str) -> Mart:
-    """The mart called `name`, or a UserError that lists the valid names."""
+    """The mart called `name`, or a UserError naming the closest and the valid names."""
+    from .selection import unknown  # selection reads tags from here
+
     known = marts()
     if name not in known:
-        raise UserError(f"unknown view {name!r}: valid names are {', '.join(known)}")
+        raise unknown("mart", name, known)
     return known[name]

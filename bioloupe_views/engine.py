@@ -69,6 +69,8 @@ class Options:
     strategy: str = "concurrent"   # concurrent | swap | auto: how each mart is published
                                    # (the database's plan_strategy() decides per mart)
     swap_wait: str | None = None   # how long a swap retries for its locks (default 60s)
+    swap_share: float | None = None  # auto: swap above this share of changed rows
+                                     # (default: plan_strategy()'s, from the benchmark)
 
     def run_options(self) -> dict:
         """What the database keeps with the run and applies to each mart."""
@@ -77,7 +79,8 @@ class Options:
                 "lock_timeout": self.lock_timeout, "statement_timeout": self.statement_timeout,
                 "retention": self.retention, "changed_only": self.changed_only,
                 "strategy": self.strategy,
-                **({"swap_wait": self.swap_wait} if self.swap_wait else {})}
+                **({"swap_wait": self.swap_wait} if self.swap_wait else {}),
+                **({"swap_share": self.swap_share} if self.swap_share is not None else {})}
 
 
 @dataclass
@@ -146,13 +149,23 @@ class Reporter:
     def note(self, text: str) -> None: ...  # a word before the marts (leftover sessions)
 
 
+# The columns of later project schemas are read through to_jsonb(), so that this code also
+# drives an install migrated down to an earlier one (they read NULL there).
 _LOG_SQL = in_project("""
 SELECT mart, status, mode, rows, coalesce(duration_seconds, 0)::float8, checks, error,
        sqlstate, error_context, started_at::text, ended_at::text, reason,
-       to_char(unchanged_since, 'YYYY-MM-DD HH24:MI:SS'), strategy, strategy_reason,
-       inserted, deleted, swap_lock_seconds::float8
-FROM {project}.run_log WHERE run_id = %s ORDER BY position
+       to_char(unchanged_since, 'YYYY-MM-DD HH24:MI:SS'), to_jsonb(l)->>'strategy',
+       to_jsonb(l)->>'strategy_reason', (to_jsonb(l)->>'inserted')::bigint,
+       (to_jsonb(l)->>'deleted')::bigint, (to_jsonb(l)->>'swap_lock_seconds')::float8
+FROM {project}.run_log l WHERE run_id = %s ORDER BY position
 """)
+
+
+def logged(cur, run_id: str, options: Options) -> list[MartResult]:
+    """Every mart of a run as its log says now, in refresh order (pending ones included)."""
+    cur.execute(_LOG_SQL, (run_id,))
+    version = cur.connection.server_version
+    return [_result(row, options, version) for row in cur.fetchall()]
 
 
 def _result(row, options: Options, server_version: int | None = None) -> MartResult:
@@ -204,7 +217,7 @@ def acquire_lock(conn, wait_seconds: float | None, notify=None) -> None:
         holder = cur.fetchone()
     message = holder[0] if holder else "another refresh holds the lock"
     waited = f" (waited {wait_seconds:g}s)" if wait_seconds else ""
-    raise LockBusyError(f"{message}{waited}; try again later or pass --wait SECONDS")
+    raise LockBusyError(f"{message}{waited}; try again later or pass --wait DURATION (e.g. 30s, 10m)")
 
 
 def engine_connect(dsn: str, autocommit: bool = False):
@@ -283,8 +296,8 @@ class _Worker(_Session):
 
     def _claim(self) -> tuple[str | None, str, str | None]:
         with self.conn.cursor() as cur:
-            cur.execute(in_project("SELECT mart, state, strategy FROM {project}.claim_next(%s)"),
-                        (self.run_id,))
+            cur.execute(in_project("SELECT c.mart, c.state, to_jsonb(c)->>'strategy'"
+                                   " FROM {project}.claim_next(%s) c"), (self.run_id,))
             row = cur.fetchone()
         self.conn.commit()
         return row
@@ -316,7 +329,7 @@ class _Worker(_Session):
                         "cancelled: the run was stopped before this mart was published")
             else:
                 self.conn.commit()
-                if swap and status == "success":
+                if swap and status != "staged":
                     self._clear_stages()
         except psycopg2.Error as exc:
             # The transaction is gone (rolled back by the server if the session died):
@@ -331,8 +344,9 @@ class _Worker(_Session):
             _record(self.conn, self.run_id, mart, "error", roles.explain(exc))
 
     def _clear_stages(self) -> None:
-        """Drop the retired marts of the group just published (each waits at most a
-        second for queries that began before the swap; what is left goes at the end)."""
+        """Drop what the swap of this mart's group no longer needs: the retired marts of a
+        group just published, the builds aside of one held back (each drop waits at most a
+        second for a reader; what is left goes at the end of the run)."""
         try:
             with self.conn.cursor() as cur:
                 cur.execute(in_project("SELECT {project}.clear_stages()"))
@@ -393,10 +407,8 @@ class _Progress:
         self.notes: dict[str, str] = {}   # a worker's word on a mart (VACUUM skipped)
 
     def update(self, cur, run_id: str) -> None:
-        cur.execute(_LOG_SQL, (run_id,))
-        version = cur.connection.server_version
-        for row in cur.fetchall():
-            mart, status = row[0], row[1]
+        for result in logged(cur, run_id, self.options):
+            mart, status = result.mart, result.status
             if status == "pending" or mart in self.finished:
                 continue
             if mart not in self.index:
@@ -404,7 +416,7 @@ class _Progress:
                 if status in ("running", "staged", "success", "error", "check_failed"):
                     self.reporter.start(self.index[mart], self.total, mart)
             if status in FINAL:
-                self.finished[mart] = _result(row, self.options, version)
+                self.finished[mart] = result
                 self.finished[mart].note = self.notes.get(mart)
                 self.reporter.finish(self.index[mart], self.total, self.finished[mart])
 
@@ -525,7 +537,8 @@ def run(dsn: str, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
         standby.require_primary(main, dsn)
         graph = mart_graph.load(main)
         missing_marts.require_present(main)
-        marts = selection.select(graph.order, graph.upstream, include, exclude)
+        marts = selection.select(graph.order, graph.upstream, include, exclude,
+                                 sources=lambda: mart_graph.sources(main))
         acquire_lock(main, options.wait)
         leftovers = sessions.find(main)   # holding the lock: no other run is live now
         t0 = time.monotonic()

@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .db import require_migrated
-from .definitions import in_project
+from .definitions import MART_SCHEMA, SQL_DIR, in_project
+
+SOURCES_QUERY = SQL_DIR / "_queries" / "mart_sources.sql"
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,16 @@ def load(conn) -> MartGraph:
     for mart, dep in edges:
         upstream[mart].add(dep)
     return MartGraph([m for m, _ in rows], dict(rows), upstream)
+
+
+def sources(conn) -> dict[str, set[str]]:
+    """mart -> the source relations it reads (sql/_queries/mart_sources.sql), each labelled
+    by its name, or schema.name outside the marts' schema: what source: selectors and the
+    lineage graph name."""
+    result: dict[str, set[str]] = {}
+    with conn.cursor() as cur:
+        cur.execute(SOURCES_QUERY.read_text())
+        for mart, schema, relation in cur.fetchall():
+            label = relation if schema == MART_SCHEMA else f"{schema}.{relation}"
+            result.setdefault(mart, set()).add(label)
+    return result

@@ -11,9 +11,14 @@ A migration names a mart and a version; the operation takes that version whole f
 bioloupe_views/sql/<mart>/v<version>/ (definitions.py): the view is created populated, with
 the version's indexes and its checks, and the version is recorded in bioloupe_views.mart.
 Importing this module registers the operations on Alembic's `op` (migrations/env.py does).
+Each mart created or replaced is logged (logger bioloupe_views.ops, INFO) with its rows and
+seconds: at scale a migration runs for minutes, and alembic.ini's logging shows where it is.
 """
 
 from __future__ import annotations
+
+import logging
+import time
 
 import psycopg2.errors
 from alembic.operations import MigrateOperation, Operations
@@ -24,6 +29,20 @@ from . import (binding, checks, contract, cron_job, definitions, project_schema,
                replace, roles)
 from .errors import UserError
 from .definitions import in_project
+
+log = logging.getLogger(__name__)
+
+
+def _log_built(cur, verb: str, mart: str, what: str, started: float) -> None:
+    """One progress line for a mart just built: its rows as ANALYZE counted them (the
+    estimate status shows), and the seconds it took."""
+    cur.execute("SELECT c.relispopulated, c.reltuples::bigint FROM pg_catalog.pg_class c"
+                " WHERE c.oid = pg_catalog.to_regclass(%s)",
+                (sql.Identifier(definitions.MART_SCHEMA, mart).as_string(cur),))
+    row = cur.fetchone()
+    rows = ("unpopulated" if row and not row[0] else
+            f"{row[1]:,} rows (est.)" if row and row[1] >= 0 else "rows unknown")
+    log.info("%s mart %s (%s): %s in %.2fs", verb, mart, what, rows, time.monotonic() - started)
 
 
 def _cursor(operations: Operations):
@@ -80,6 +99,7 @@ class CreateProjectSchemaOp(MigrateOperation):
 def _create_project_schema(operations: Operations, operation: CreateProjectSchemaOp) -> None:
     for statement in project_schema.create_statements(operation.version):
         _execute(operations, statement)
+    log.info("created schema %s (version %s)", definitions.PROJECT_SCHEMA, operation.version)
 
 
 Operations.implementation_for(CreateProjectSchemaOp)(_invoke_with(_create_project_schema))
@@ -113,6 +133,8 @@ def _change_project_schema(operations: Operations, operation: ChangeProjectSchem
             cur.execute(statement)
         checks.install_all(cur)
         roles.regrant_refreshers(cur)
+        log.info("changed schema %s from version %s to %s", definitions.PROJECT_SCHEMA,
+                 operation.from_version, operation.to_version)
 
 
 Operations.implementation_for(ChangeProjectSchemaOp)(_invoke_with(_change_project_schema))
@@ -210,6 +232,7 @@ class CreateMaterializedViewOp(MigrateOperation):
 
 def _create_materialized_view(operations: Operations, operation: CreateMaterializedViewOp) -> None:
     version = definitions.get(operation.name).version(operation.version)
+    started = time.monotonic()
     with _cursor(operations) as cur:
         binding.create_mart(cur, version, with_data=operation.with_data)
         if version.description:
@@ -219,6 +242,7 @@ def _create_materialized_view(operations: Operations, operation: CreateMateriali
         cur.execute(in_project("INSERT INTO {project}.mart (name, version) VALUES (%s, %s)"),
                     (version.mart, version.number))
         checks.install(cur, version)
+        _log_built(cur, "created", version.mart, f"version {version.number}", started)
     grant_reader(operations, version.mart)
 
 
@@ -285,10 +309,17 @@ class ReplaceMaterializedViewOp(MigrateOperation):
 
 
 def _replace_materialized_view(operations: Operations, operation: ReplaceMaterializedViewOp):
-    return replace.replace(
+    started = time.monotonic()
+    result = replace.replace(
         operations.get_bind().connection.dbapi_connection, operation.name, operation.version,
         side_by_side=operation.side_by_side, lock_timeout=operation.lock_timeout,
         lock_retries=operation.lock_retries)
+    with _cursor(operations) as cur:
+        rebuilt = f", dependents rebuilt: {', '.join(result.dependents)}" if result.dependents else ""
+        _log_built(cur, "replaced", operation.name,
+                   f"version {result.from_version} -> {result.to_version}, readers blocked "
+                   f"{result.swap_seconds:.2f}s{rebuilt}", started)
+    return result
 
 
 Operations.implementation_for(ReplaceMaterializedViewOp)(_invoke_with(_replace_materialized_view))

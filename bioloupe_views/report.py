@@ -1,12 +1,10 @@
-"""What the user sees: dbt-style progress lines, summaries, and run results as JSON."""
+"""What the user sees: dbt-style progress lines and summaries (the JSON: run_results.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from datetime import datetime
-from pathlib import Path
 
 import click
 
@@ -15,10 +13,15 @@ from .engine import MartResult, Options, Reporter, RunResult
 
 WIDTH = 64
 SAMPLE_ROWS = 5
+# A mart's line says what the summary counts it as (OK lines are dbt's PASS).
 _STATUS_WORD = {"success": "OK", "error": "ERROR", "check_failed": "FAIL", "skipped": "SKIP",
-                "unchanged": "SKIP"}
+                "unchanged": "UNCHANGED", "cancelled": "CANCELLED"}
+_SUMMARY_WORD = {"success": "PASS", "error": "ERROR", "check_failed": "FAIL", "skipped": "SKIP",
+                 "unchanged": "UNCHANGED"}
 _STATUS_COLOUR = {"success": "green", "error": "red", "check_failed": "red", "skipped": "yellow",
-                  "unchanged": "yellow"}
+                  "unchanged": "cyan", "cancelled": "yellow"}
+CHECK_WORDS = ("pass", "warn", "fail", "error")
+UNTRACKED = "untracked source"   # the reason --changed-only gives for a mart it cannot judge
 
 
 def _line(text: str) -> None:
@@ -60,13 +63,17 @@ def print_check_results(results: list[dict]) -> None:
 
 
 class ConsoleReporter(Reporter):
-    """Prints a line as each mart starts and finishes, like `dbt build`."""
+    """Prints a line as each mart starts and finishes, like `dbt build`; keeps what it saw,
+    so a run stopped by a signal still has the results of what finished."""
 
     def __init__(self, target: str):
         self.target = target
         self.lock = threading.Lock()
+        self.marts: list[str] = []
+        self.finished: dict[str, MartResult] = {}
 
     def begin(self, marts: list[str], options: Options) -> None:
+        self.marts = list(marts)
         mode = "plain" if not options.concurrently else "concurrently"
         how = "atomic, one transaction" if options.atomic else f"threads={options.threads}"
         checks = "with checks" if options.checks else "without checks"
@@ -80,10 +87,11 @@ class ConsoleReporter(Reporter):
             _line(_dots(f"{index} of {total} START refresh {mart}", "[RUN]"))
 
     def finish(self, index: int, total: int, result: MartResult) -> None:
+        self.finished[result.mart] = result
         word = _STATUS_WORD[result.status]
         name = result.mart + (" (unpopulated: plain refresh)" if result.fallback else "")
         if result.status == "success":
-            detail = f"[{result.rows} rows in {result.seconds:.2f}s]"
+            detail = f"[{_rows_detail(result)} in {result.seconds:.2f}s]"
         elif result.status == "check_failed":
             failed = [c for c in result.checks if c["severity"] == "error" and c["status"] != "pass"]
             detail = f"[{len(failed)} check{'s' if len(failed) != 1 else ''} failed, rolled back in {result.seconds:.2f}s]"
@@ -92,7 +100,7 @@ class ConsoleReporter(Reporter):
         elif result.status == "unchanged":
             detail = f"[unchanged since {result.unchanged_since}]"
         else:
-            detail = "[SKIP]"
+            detail = f"[{word}]"
         with self.lock:
             _line(click.style(_dots(f"{index} of {total} {word} {name}", detail),
                               fg=_STATUS_COLOUR[result.status]))
@@ -102,6 +110,8 @@ class ConsoleReporter(Reporter):
                 _line(f"    {result.error}")
             elif result.reason and result.status != "unchanged":
                 _line(f"    refreshed: {result.reason}")
+            if result.strategy_reason:
+                _line(f"    {result.strategy_reason}")
             if result.note:
                 _line(f"    {result.note}")
             for check in result.checks:
@@ -118,12 +128,69 @@ class ConsoleReporter(Reporter):
             _line(f"Note: {text}")
 
 
-def summarize(outcome: RunResult) -> None:
-    counts = {s: sum(r.status == s for r in outcome.results) for s in _STATUS_WORD}
-    unchanged = f" UNCHANGED={counts['unchanged']}" if counts["unchanged"] else ""
-    warns = sum(c["status"] == "warn" for r in outcome.results for c in r.checks)
+def _rows_detail(result: MartResult) -> str:
+    """`1,380,658 rows, 3.1% changed` for a concurrent refresh, `..., swapped` for a swap."""
+    rows = f"{result.rows:,} rows" if result.rows is not None else "? rows"
+    if result.mode == "swap":
+        return f"{rows}, swapped"
+    share = result.changed_share
+    return rows if share is None else f"{rows}, {100 * share:.1f}% changed,"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def mart_counts(results: list[MartResult]) -> dict[str, int]:
+    """Marts by the word their line says, as the summary and the run results count them."""
+    return {word: sum(r.status == status for r in results)
+            for status, word in _SUMMARY_WORD.items()}
+
+
+def check_counts(results: list[MartResult]) -> dict[str, int]:
+    """The checks run with the marts, apart from them: one mart has many checks."""
+    checks = [c for r in results for c in r.checks]
+    return {w.upper(): sum(c["status"] == w for c in checks) for w in CHECK_WORDS}
+
+
+def finished_line(results: list[MartResult]) -> str:
+    """What was refreshed, of what was selected: never a refresh that did not happen."""
+    refreshed = sum(r.status == "success" for r in results)
+    line = f"Finished: {refreshed} of {_plural(len(results), 'mart')} refreshed"
+    others = (("unchanged", ("unchanged",)), ("failed", ("error", "check_failed")),
+              ("skipped", ("skipped",)), ("cancelled", ("cancelled",)))
+    for word, statuses in others:
+        n = sum(r.status in statuses for r in results)
+        if n:
+            line += f", {n} {word}"
+    return line
+
+
+def summary_lines(results: list[MartResult]) -> list[str]:
+    marts, checks = mart_counts(results), check_counts(results)
+    return [" ".join(["Done.", *(f"{w}={n}" for w, n in marts.items()),
+                      f"TOTAL={_plural(len(results), 'mart')}"]),
+            " ".join(["Checks:", *(f"{w}={n}" for w, n in checks.items()),
+                      f"TOTAL={sum(checks.values())}"])]
+
+
+def untracked_note(results: list[MartResult], nothing_tracked: bool = False) -> str | None:
+    """--changed-only refreshes in full a mart that reads a source nobody tracks: say how to
+    track them, or --changed-only never saves anything."""
+    if nothing_tracked:
+        return ("Note: no source is tracked, so --changed-only refreshes every mart; run "
+                "`bioloupe-views track-sources --apply` to track them.")
+    untracked = [r for r in results if (r.reason or "").startswith(UNTRACKED)]
+    if not untracked:
+        return None
+    return (f"Note: --changed-only refreshed {_plural(len(untracked), 'mart')} in full because "
+            "they read untracked sources; run `bioloupe-views track-sources --apply` to track "
+            "them, so that marts whose sources did not change are left unchanged.")
+
+
+def summarize(outcome: RunResult, nothing_tracked: bool = False) -> None:
     click.echo("")
-    _line(f"Finished refreshing {len(outcome.results)} marts in {outcome.seconds:.2f}s (run {outcome.run_id}).")
+    _line(f"{finished_line(outcome.results)} in {outcome.seconds:.2f}s (run {outcome.run_id}).")
     if outcome.ok:
         _line(click.style("Completed successfully", fg="green"))
     else:
@@ -133,27 +200,8 @@ def summarize(outcome: RunResult) -> None:
             reason = r.error or "error-severity checks failed; last good data kept"
             reason += f" ({r.note})" if r.note else ""
             _line(f"  {_STATUS_WORD[r.status]} {r.mart}: {reason}")
-    _line(f"Done. PASS={counts['success']} WARN={warns} ERROR={counts['error']} "
-          f"FAIL={counts['check_failed']} SKIP={counts['skipped']}{unchanged} "
-          f"TOTAL={len(outcome.results)}")
-
-
-def write_json(path: str, payload: dict) -> None:
-    Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
-
-
-def run_results(outcome: RunResult, options: Options, target: str) -> dict:
-    return {
-        "metadata": {"generator": f"bioloupe-views {__version__}", "generated_at":
-                     datetime.now().astimezone().isoformat(), "target": target},
-        "run_id": outcome.run_id,
-        "success": outcome.ok,
-        "elapsed_seconds": round(outcome.seconds, 3),
-        "args": {"concurrently": options.concurrently, "checks": options.checks,
-                 "threads": options.threads, "atomic": options.atomic,
-                 "changed_only": options.changed_only, "vacuum": options.vacuum,
-                 "compact_up_to": options.compact_up_to},
-        "results": [r.as_json() for r in outcome.results],
-        "index_rebuilds": [dataclasses.asdict(r) for r in outcome.rebuilds],
-        "heap_rewrites": [dataclasses.asdict(r) for r in outcome.rewrites],
-    }
+    note = untracked_note(outcome.results, nothing_tracked)
+    if note:
+        _line(note)
+    for line in summary_lines(outcome.results):
+        _line(line)

@@ -16,7 +16,17 @@ taken from a plain session on the server's defaults, used for this run and recor
 every refresh. The source schema (`-x source_schema=NAME` or BIOLOUPE_SOURCE_SCHEMA, else
 the one the installed marts read, else public; contract.py) is validated the same way and
 fixed for the run: the contract is checked there, and marts and checks are bound to it.
-A permission error becomes one line naming the missing grant."""
+A permission error becomes one line naming the missing grant.
+
+Progress goes through the logging settings of alembic.ini (each revision, each mart built
+with its rows and seconds), unless the program running the migrations configured logging
+itself (a test runner, an application calling migrate.upgrade), which keeps its own.
+Offline mode (`--sql`) is refused in one line: the migrations read the database they run
+on (the source contract, the installed versions, the roles), so there is no SQL to print
+ahead of time."""
+
+import logging
+import logging.config
 
 import psycopg2
 import psycopg2.errors
@@ -109,8 +119,19 @@ def _permission_denied(exc: BaseException):
     return orig if isinstance(orig, psycopg2.errors.InsufficientPrivilege) else None
 
 
+def _configure_logging() -> None:
+    config_file = context.config.config_file_name
+    if config_file and not logging.getLogger().handlers:
+        logging.config.fileConfig(config_file, disable_existing_loggers=False)
+
+
+_configure_logging()
 if context.is_offline_mode():
-    raise CommandError("offline (--sql) mode is not supported: run against a database")
+    raise CommandError("offline SQL generation (--sql) is not supported: the migrations read the "
+                       "database they run on (its source contract, installed versions and "
+                       "roles); run `alembic upgrade head` against the database, or a copy of it "
+                       "to review first, and `alembic current` / `alembic history` to see what "
+                       "is pending")
 try:
     run_migrations_online()
 except UserError as exc:

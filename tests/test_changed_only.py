@@ -71,7 +71,7 @@ def test_no_change_skips_every_mart_and_says_since_when(tracked, cli, sql, tmp_p
     last = dict(sql("SELECT mart, to_char(max(ended_at), 'YYYY-MM-DD HH24:MI:SS')"
                     " FROM bioloupe_views.run_log WHERE status = 'success' GROUP BY mart"))
     for mart in MARTS:
-        line = next(l for l in result.stdout.splitlines() if f" SKIP {mart} " in l)
+        line = next(l for l in result.stdout.splitlines() if f" UNCHANGED {mart} " in l)
         assert line.endswith(f"[unchanged since {last[mart]}]"), line
     assert "UNCHANGED=5 TOTAL=5" in result.stdout
     assert sql("SELECT status FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1") == [("success",)]

@@ -427,7 +427,7 @@ def test_diff_finds_hand_made_changes(dsn, sql, cli):
     assert "missing view: public.mv_drug_trials does not exist" in missing.stdout
 
     unknown = cli("diff", "mv_nope", dsn=dsn)
-    assert unknown.returncode == 2 and "not a mart of this database" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown mart 'mv_nope'" in unknown.stderr
 
 
 def test_new_version_scaffolds_a_working_migration(project, dsn, sql):
@@ -467,7 +467,7 @@ def test_new_version_scaffolds_a_working_migration(project, dsn, sql):
     assert_rows_right(sql, 1, surroundings=False)
 
     unknown = runner.invoke(cli.main, ["new-version", "mv_nope"])
-    assert unknown.exit_code == 2 and "unknown view 'mv_nope'" in unknown.output
+    assert unknown.exit_code == 2 and "unknown mart 'mv_nope'" in unknown.output
 
 
 def test_replace_waits_for_a_running_refresh_and_then_holds_the_refresh_lock(project, dsn, sql):

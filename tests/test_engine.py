@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 
 from bioloupe_views import migrate
-from tests.conftest import add_check, run_cli
+from tests.conftest import MARTS, add_check, run_cli
 from tests.test_checks import check_results
 
 ROOT_MART = "mv_development_programs"
@@ -75,7 +75,7 @@ def test_the_same_failure_has_the_same_outcome_through_every_client(dsn, cli, sq
 def test_an_unknown_mart_is_rejected_by_every_client_and_releases_the_lock(dsn, cli, sql):
     result = cli("refresh", "--select", "mv_nope", dsn=dsn)
     assert result.returncode == 2
-    assert "unknown view 'mv_nope'" in result.stderr
+    assert "unknown mart 'mv_nope'" in result.stderr
 
     with pytest.raises(psycopg2.errors.InvalidParameterValue) as raised:
         sql("CALL bioloupe_views.refresh_all(ARRAY['mv_nope'])")
@@ -187,20 +187,40 @@ def test_the_run_log_keeps_its_retention_and_prunes_itself(dsn, cli, sql):
     # A run from 100 days ago, with its marts' rows.
     sql("UPDATE bioloupe_views.run SET started_at = now() - interval '100 days'")
     old = sql("SELECT run_id FROM bioloupe_views.run")[0][0]
+    # Its rows are each mart's latest successful refresh when the next run starts: kept.
     assert cli("refresh", dsn=dsn).returncode == 0          # default retention: 90 days
+    assert sql("SELECT count(*) FROM bioloupe_views.run_log WHERE run_id = %s", (old,)) == [(5,)]
+    assert cli("refresh", dsn=dsn).returncode == 0
     assert sql("SELECT count(*) FROM bioloupe_views.run WHERE run_id = %s", (old,)) == [(0,)]
     assert sql("SELECT count(*) FROM bioloupe_views.run_log WHERE run_id = %s", (old,)) == [(0,)]
-    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(1,)]
-    # A shorter setting, from the CLI and from pg_cron's procedure.
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(2,)]
+    # A shorter setting, from the CLI and from pg_cron's procedure: the run holding each
+    # mart's latest success stays, the one before it goes.
     time.sleep(1.1)
     assert cli("refresh", "--log-retention", "1s", dsn=dsn).returncode == 0
-    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(1,)]
+    assert sql("SELECT count(*) FROM bioloupe_views.run") == [(2,)]
     time.sleep(1.1)
     sql("CALL bioloupe_views.refresh_all(p_retention => '1 second')")
-    assert sql("SELECT trigger, count(*) FROM bioloupe_views.run GROUP BY 1") == [("pg_cron", 1)]
-    assert sql("SELECT count(*) FROM bioloupe_views.run_log") == [(5,)]
+    assert sql("SELECT trigger, count(*) FROM bioloupe_views.run GROUP BY 1 ORDER BY 1") == [
+        ("cli", 1), ("pg_cron", 1)]
+    assert sql("SELECT count(*) FROM bioloupe_views.run_log") == [(10,)]
     bad = cli("refresh", "--log-retention", "forever", dsn=dsn)
     assert bad.returncode == 2 and "is not a duration" in bad.stderr
+
+
+def test_retention_zero_keeps_each_marts_latest_successful_refresh(dsn, cli, sql):
+    """What STALE, --max-age, Dagster's freshness and --changed-only read is never pruned."""
+    assert cli("refresh", dsn=dsn).returncode == 0
+    sql("UPDATE bioloupe_views.run SET started_at = now() - interval '1 day'")
+    time.sleep(0.1)
+    assert cli("refresh", "--log-retention", "0", dsn=dsn).returncode == 0
+    assert cli("refresh", "--log-retention", "0", dsn=dsn).returncode == 0
+    kept = sql("SELECT mart, count(*) FROM bioloupe_views.run_log WHERE status = 'success'"
+               " GROUP BY mart ORDER BY mart")
+    assert [m for m, _ in kept] == sorted(MARTS) and all(n >= 1 for _, n in kept)
+    fresh = cli("status", "--max-age", "5min", dsn=dsn)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "never" not in fresh.stdout
 
 
 def test_the_same_rows_whatever_the_client_session_time_zone(dsn, cli, sql):

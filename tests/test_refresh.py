@@ -237,7 +237,7 @@ def test_unknown_view_is_a_usage_error_listing_the_valid_names(dsn, cli, sql):
     result = cli("refresh", "--select", "mv_nope+", dsn=dsn)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert "unknown view 'mv_nope'" in result.stderr
+    assert "unknown mart 'mv_nope'" in result.stderr
     assert "mv_drug_pipeline" in result.stderr
     assert run_log(sql) == []
 

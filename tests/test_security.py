@@ -284,6 +284,7 @@ SAME_SIGNATURE = {
         "RETURN CASE WHEN $1 IS NULL THEN $2 ELSE $1 OPERATOR(pg_catalog.||) $3"
         " OPERATOR(pg_catalog.||) $2 END;", "string_agg"),
     "=(text, text)": _operator("=", "text", "text", "boolean", "eq_text"),
+    "<>(text, text)": _operator("<>", "text", "text", "boolean", "ne_text"),
     "=(bigint, bigint)": _operator("=", "bigint", "bigint", "boolean", "eq_bigint"),
 }
 

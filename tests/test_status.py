@@ -128,12 +128,13 @@ def test_status_reads_pg_cron_runs_too(dsn, cli, sql):
 
 
 def test_max_age_names_the_marts_not_refreshed_recently_enough(dsn, cli, sql):
-    # Never refreshed (only migrated): every mart is named, exit 1.
+    # Never refreshed, built by the migration 3 hours ago: as old as STALE says, exit 1.
+    sql("UPDATE bioloupe_views.mart SET migrated_at = now() - interval '3 hours'")
     result = cli("status", "--max-age", "2h", dsn=dsn)
     assert result.returncode == 1
     line = result.stderr.strip()
     assert line.count("\n") == 0 and line.startswith("Error: last successful refresh older than 2h:")
-    assert all(f"{m} (never)" in line for m in MARTS)
+    assert all(f"{m} (built by the migration 3h ago)" in line for m in MARTS)
 
     assert cli("refresh", dsn=dsn).returncode == 0
     result = cli("status", "--max-age", "2h", dsn=dsn)
@@ -156,4 +157,92 @@ def test_max_age_names_the_marts_not_refreshed_recently_enough(dsn, cli, sql):
 def test_max_age_rejects_a_bad_duration_in_one_line(dsn, cli):
     result = cli("status", "--max-age", "two hours", dsn=dsn)
     assert result.returncode == 2
-    assert result.stderr == "Error: --max-age 'two hours' is not a duration; use e.g. 30min, 2h, 1d\n"
+    assert result.stderr == ("Error: --max-age 'two hours' is not a duration; use e.g. 500ms, "
+                             "90s, 10m, 1h30m, 2d (a bare number is seconds)\n")
+
+
+def test_a_fresh_migration_build_counts_the_same_in_stale_and_max_age(dsn, cli, sql):
+    # Built by the migration seconds ago, never refreshed: fresh in both, named as such.
+    # (The test database is a copy of one migrated when the session began.)
+    sql("UPDATE bioloupe_views.mart SET migrated_at = now()")
+    _, by_mart = status_json(cli, dsn)
+    assert all(by_mart[m]["built_by_migration"] and by_mart[m]["stale_seconds"] < 600
+               for m in MARTS)
+    assert cli("status", "--max-age", "10m", dsn=dsn).returncode == 0
+    table = cli("status", dsn=dsn).stdout
+    migrated = {name: at.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # as status prints it
+                for name, at in sql("SELECT name, migrated_at FROM bioloupe_views.mart")}
+    for mart in MARTS:
+        row = next(r for r in table.splitlines() if r.startswith(f"{mart} "))
+        assert f"built {migrated[mart]}" in row and " migration " in row and "never" not in row
+
+
+def _run_blocked_on_the_sources(dsn):
+    """A refresh-views run whose first mart waits on a lock on every source table."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    blocker = psycopg2.connect(dsn)
+    with blocker.cursor() as cur:
+        cur.execute("SELECT string_agg(format('%I.%I', schemaname, tablename), ', ')"
+                    " FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename <> 'bioloupe_views_alembic_version'")
+        cur.execute(f"LOCK TABLE {cur.fetchone()[0]} IN ACCESS EXCLUSIVE MODE")
+    run = subprocess.Popen([str(Path(sys.executable).parent / "refresh-views"), "--dsn", dsn,
+                            "--threads", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    watcher = psycopg2.connect(dsn)
+    watcher.autocommit = True
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with watcher.cursor() as cur:
+                cur.execute("SELECT l.run_id::text, l.mart FROM bioloupe_views.run_log l"
+                            " JOIN bioloupe_views.run r USING (run_id)"
+                            " WHERE r.status = 'running' AND l.status = 'running'")
+                found = cur.fetchone()
+            if found:
+                return blocker, run, found
+            time.sleep(0.2)
+    finally:
+        watcher.close()
+    blocker.close()
+    run.kill()
+    raise AssertionError("the run never started its first mart")
+
+
+def test_status_during_a_run_shows_it_apart_from_each_marts_last_refresh(dsn, cli, sql):
+    assert cli("refresh", dsn=dsn).returncode == 0
+    before, before_by_mart = status_json(cli, dsn)
+    blocker, run, (run_id, running_mart) = _run_blocked_on_the_sources(dsn)
+    try:
+        data, by_mart = status_json(cli, dsn)
+        table = cli("status", dsn=dsn)
+        max_age = cli("status", "--max-age", "10m", dsn=dsn)
+    finally:
+        blocker.close()
+        out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, out + err
+    assert data["running"]["run_id"] == run_id
+    assert data["running"]["marts"]["running"] == [running_mart]
+    assert len(data["running"]["marts"]["pending"]) == len(MARTS) - 1
+    for mart in MARTS:  # each mart's last refresh is the finished one before this run
+        assert by_mart[mart]["last_refresh"] == before_by_mart[mart]["last_refresh"]
+        assert by_mart[mart]["last_refresh"]["status"] == "success"
+        assert by_mart[mart]["fresh_as_of"] == before_by_mart[mart]["fresh_as_of"]
+    assert data["last_run"]["run_id"] == before["last_run"]["run_id"]
+    assert table.returncode == 0, table.stderr
+    text = table.stdout
+    assert "Last refresh not successful" not in text
+    assert (f"Running now: run {run_id} (cli, pid {data['running']['pid']}) since "
+            in text)
+    assert text.rstrip().count(f": {running_mart} running, {len(MARTS) - 1} pending.") == 1
+    assert "Last run: success (cli)" in text
+    for mart in MARTS:
+        row = next(r for r in text.splitlines() if r.startswith(f"{mart} "))
+        assert "never" not in row and " success " in row and " cli " in row
+    assert max_age.returncode == 0, max_age.stderr  # refreshed seconds before the run

@@ -123,7 +123,7 @@ def test_a_blocked_dependent_holds_its_group_back_and_nothing_live_changes(dsn, 
     sql("DELETE FROM drug_ownerships WHERE id IN (SELECT id FROM drug_ownerships LIMIT 5)")
     result = _run(dsn, include=("mv_development_programs+",))
     marts = _by_mart(result)
-    assert marts["mv_drug_pipeline"].status == "check_failed"
+    assert marts["mv_drug_pipeline"].status == "check_failed", marts["mv_drug_pipeline"].error
     for name in ("mv_development_programs", "mv_competitive_landscape"):
         assert marts[name].status == "skipped", marts[name]
         assert "held back: mv_drug_pipeline" in marts[name].error
@@ -154,3 +154,184 @@ def test_a_swap_whose_lock_never_comes_is_an_error_naming_the_holder(dsn, sql, s
 def test_an_atomic_run_refuses_a_swap_in_one_line(dsn, strategy):
     with pytest.raises(psycopg2.Error, match="atomic run .* needs strategy concurrent"):
         _run(dsn, strategy, atomic=True)
+
+
+def _flip_ownerships(sql, n=10):
+    sql("UPDATE public.drug_ownerships SET is_current = NOT is_current"
+        " WHERE id IN (SELECT id FROM public.drug_ownerships ORDER BY id LIMIT %s)", (n,))
+
+
+def test_changed_only_swaps_what_changed_and_the_marts_that_read_a_swapped_one(dsn, cli, sql):
+    assert cli("track-sources", "--apply", dsn=dsn).returncode == 0
+    assert _run(dsn, "concurrent").ok
+    _flip_ownerships(sql)
+    marts = _by_mart(_run(dsn, changed_only=True))
+    assert {m: (r.status, r.mode) for m, r in marts.items()} == {
+        "mv_development_programs": ("unchanged", None), "mv_drug_trials": ("unchanged", None),
+        "mv_efficacy_evidence": ("unchanged", None),
+        "mv_competitive_landscape": ("success", "swap"), "mv_drug_pipeline": ("success", "swap")}
+    # An upstream swapped takes the marts reading it along, whatever their own sources say:
+    # they would read the retired relation otherwise.
+    sql("UPDATE public.trial_diseases SET disease_id = disease_id"
+        " WHERE id IN (SELECT id FROM public.trial_diseases ORDER BY id LIMIT 10)")
+    marts = _by_mart(_run(dsn, changed_only=True))
+    assert marts["mv_development_programs"].mode == "swap"
+    for name in ("mv_competitive_landscape", "mv_drug_pipeline"):
+        assert (marts[name].status, marts[name].mode) == ("success", "swap")
+        assert marts[name].reason == "upstream mv_development_programs is swapped in this run"
+    assert _stages(sql) == []
+    with psycopg2.connect(dsn) as conn:
+        assert_equal_to_seed(conn)
+    conn.close()
+    # Published together, they are not stale for each other in the next run.
+    marts = _by_mart(_run(dsn, changed_only=True))
+    assert {r.status for r in marts.values()} == {"unchanged"}
+
+
+def test_a_concurrent_refresh_records_what_it_changed_and_auto_chooses_from_it(dsn, sql):
+    _flip_ownerships(sql, 40)
+    marts = _by_mart(_run(dsn, "concurrent"))
+    landscape = marts["mv_competitive_landscape"]
+    assert landscape.inserted > 0 and landscape.deleted > 0
+    assert 0 < landscape.changed_share < 1
+    assert marts["mv_drug_trials"].inserted == 0 and marts["mv_drug_trials"].changed_share == 0
+    share = landscape.changed_share
+    # Over the threshold: swapped, and its readers with it; at most: concurrent. Each says why.
+    auto = _by_mart(_run(dsn, "auto", swap_share=share / 2))
+    assert auto["mv_competitive_landscape"].mode == "swap"
+    assert "changed" in auto["mv_competitive_landscape"].strategy_reason
+    assert auto["mv_drug_trials"].mode == "concurrent"
+    assert "changed 0.0% of its rows (at most" in auto["mv_drug_trials"].strategy_reason
+    auto = _by_mart(_run(dsn, "auto", swap_share=0.99))
+    assert {r.mode for r in auto.values()} == {"concurrent"}
+    logged = sql("SELECT strategy, strategy_reason IS NOT NULL FROM bioloupe_views.run_log"
+                 " WHERE run_id = (SELECT run_id FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1)")
+    assert {tuple(r) for r in logged} == {("concurrent", True)}
+
+
+def test_auto_never_swaps_a_mart_a_user_built_on(dsn, sql):
+    sql("CREATE VIEW public.users_trials AS SELECT drug_id FROM public.mv_drug_trials")
+    sql("REFRESH MATERIALIZED VIEW public.mv_drug_trials WITH NO DATA")  # auto would swap it
+    marts = _by_mart(_run(dsn, "auto", include=("mv_drug_trials",)))
+    assert marts["mv_drug_trials"].mode == "plain"   # unpopulated: CONCURRENTLY cannot
+    assert marts["mv_drug_trials"].strategy_reason == "concurrent: view public.users_trials reads it"
+    sql("DROP VIEW public.users_trials")
+    sql("REFRESH MATERIALIZED VIEW public.mv_drug_trials WITH NO DATA")
+    marts = _by_mart(_run(dsn, "auto", include=("mv_drug_trials",)))
+    assert (marts["mv_drug_trials"].mode, marts["mv_drug_trials"].strategy_reason) == (
+        "swap", "swap: it is not populated")
+
+
+def test_the_cli_line_says_swapped_and_why_and_refuses_atomic_in_one_line(dsn, cli):
+    result = cli("refresh", "--strategy", "swap", "-s", "mv_drug_trials", dsn=dsn)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK mv_drug_trials" in result.stdout and "swapped in " in result.stdout
+    assert "swap: --strategy swap" in result.stdout
+    result = cli("refresh", "-s", "mv_drug_trials", dsn=dsn, env={"BIOLOUPE_STRATEGY": "swap"})
+    assert "swapped in " in result.stdout
+    result = cli("refresh", "-s", "mv_drug_trials", dsn=dsn)
+    assert "% changed, in " in result.stdout
+    bad = cli("refresh", "--atomic", "--strategy", "swap", dsn=dsn)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "--atomic cannot be combined with --strategy swap" in bad.stderr
+    bad = cli("refresh", "--strategy", "fast", dsn=dsn)
+    assert bad.returncode == 2 and "'fast' is not one of" in bad.stderr
+
+
+def test_refresh_all_swaps_with_the_same_statuses_and_messages(dsn, sql):
+    add_check(dsn, "mv_drug_pipeline", "assert_pipeline_fails_in_test",
+              "SELECT drug_id FROM public.mv_drug_pipeline LIMIT 1")
+    engine_run = _by_mart(_run(dsn, include=("mv_development_programs+",)))
+    sql("CALL bioloupe_views.refresh_all(ARRAY['mv_development_programs', 'mv_competitive_landscape',"
+        " 'mv_drug_pipeline'], p_strategy => 'swap')")
+    logged = {m: (s, e) for m, s, e in sql(
+        "SELECT mart, status, error FROM bioloupe_views.run_log WHERE run_id ="
+        " (SELECT run_id FROM bioloupe_views.run WHERE trigger = 'pg_cron')")}
+    assert logged == {m: (r.status, r.error) for m, r in engine_run.items()}
+    assert logged["mv_development_programs"][0] == "skipped"
+    assert _stages(sql) == []
+    from .conftest import remove_check
+    remove_check(dsn, "assert_pipeline_fails_in_test")
+    sql("CALL bioloupe_views.refresh_all(p_strategy => 'swap')")
+    assert sql("SELECT DISTINCT mode, status FROM bioloupe_views.run_log WHERE run_id ="
+               " (SELECT run_id FROM bioloupe_views.run ORDER BY started_at DESC LIMIT 1)") == [
+        ("swap", "success")]
+    assert _stages(sql) == []
+
+
+def test_a_reader_polling_every_10ms_never_waits_over_100ms_during_swaps(dsn):
+    import threading
+    import time
+    stop, worst = threading.Event(), []
+
+    def poll():
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                cur.execute("SELECT count(*) FROM public.mv_competitive_landscape"
+                            " WHERE disease_id = 1")
+                cur.fetchall()
+                worst.append(time.perf_counter() - t0)
+                time.sleep(0.01)
+        conn.close()
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        for _ in range(3):
+            assert _run(dsn).ok
+    finally:
+        stop.set()
+        reader.join()
+    assert len(worst) > 20 and max(worst) < 0.1, max(worst)
+
+
+def test_what_a_killed_run_left_aside_is_cleared_by_the_next_run(dsn, sql, cli):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    # Hold a source the landscape reads: its build waits, its upstream is already aside.
+    blocker = psycopg2.connect(dsn)
+    blocker.autocommit = False
+    with blocker.cursor() as cur:
+        cur.execute("LOCK TABLE public.organisations IN ACCESS EXCLUSIVE MODE")
+    before = {m: _oid(sql, m) for m in ("mv_development_programs", "mv_competitive_landscape")}
+    exe = Path(sys.executable).parent / "refresh-views"
+    proc = subprocess.Popen([str(exe), "--dsn", dsn, "--strategy", "swap", "--threads", "1",
+                             "-s", "mv_development_programs+"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            staged = sql("SELECT count(*) FROM bioloupe_views.run_log WHERE status = 'staged'")[0][0]
+            if staged:
+                break
+            time.sleep(0.05)
+        assert staged, "mv_development_programs was never built aside"
+        proc.kill()
+        proc.wait(10)
+    finally:
+        blocker.close()
+    time.sleep(2)  # the killed client's backends notice within CLIENT_CHECK
+    assert {m: _oid(sql, m) for m in before} == before
+    assert _stages(sql) != []    # the committed build aside of mv_development_programs
+    result = cli("refresh", "--strategy", "swap", dsn=dsn)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _stages(sql) == []
+    assert sql("SELECT count(*) FROM bioloupe_views.stage")[0][0] == 0
+    with psycopg2.connect(dsn) as conn:
+        assert_equal_to_seed(conn)
+    conn.close()
+
+
+def test_a_statement_timeout_during_the_build_fails_the_mart_and_nothing_live_changes(dsn, sql):
+    before = {m: _oid(sql, m) for m in ("mv_drug_trials", "mv_efficacy_evidence")}
+    sql("SELECT pg_sleep(0)")
+    result = _run(dsn, include=("mv_drug_trials", "mv_efficacy_evidence"), statement_timeout="1ms")
+    for r in result.results:
+        assert r.status == "error" and "statement timeout" in r.error, r
+    assert {m: _oid(sql, m) for m in before} == before
+    assert _stages(sql) == []
+    assert sql("SELECT pg_try_advisory_lock(1651470447, 1)") == [(True,)]

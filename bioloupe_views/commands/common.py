@@ -5,18 +5,15 @@ UserError is one line on stderr with its exit code."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import json
 import re
 import sys
-from pathlib import Path
 
 import click
 import psycopg2.errors
 
-from .. import durations, report, roles
-from ..config import mask_text
+from .. import durations, roles, run_results
+from ..config import DEFAULT_RUN_RESULTS, RUN_RESULTS_VAR, mask_text
 from ..errors import UserError
 
 
@@ -31,7 +28,9 @@ def selection_options(func):
     func = click.option("--exclude", multiple=True, metavar="SELECTOR",
                         help="Leave out these marts (same syntax as --select).")(func)
     return click.option("--select", "-s", multiple=True, metavar="SELECTOR",
-                        help="name, name+ (with descendants), +name (with ancestors); repeatable.")(func)
+                        help="dbt's grammar: name, +name, name+, 2+name, @name, globs (mv_*), "
+                             "tag:NAME, source:NAME+; space or repeat for a union, a comma "
+                             "intersects (docs/selecting.md).")(func)
 
 
 class OptionError(click.ClickException):
@@ -46,30 +45,41 @@ def _option_name(param) -> str:
 
 
 def duration(ctx, param, value):
-    """Click callback: a PostgreSQL duration such as 500ms, 30s or 5min."""
-    if value is not None and not durations.PATTERN.match(value):
+    """Click callback: a duration in the tool's one grammar (durations.py), kept as text."""
+    if value is not None and not durations.is_duration(value):
         raise OptionError(f"{_option_name(param)} {value!r} is not a duration; "
-                          "use e.g. 500ms, 30s, 5min")
+                          f"use e.g. {durations.EXAMPLES}")
     return value
 
 
 def timeout(ctx, param, value):
     """Click callback: a duration that becomes a PostgreSQL timeout setting (lock_timeout,
-    statement_timeout), which cannot exceed INT_MAX milliseconds."""
+    statement_timeout), which cannot exceed INT_MAX milliseconds; returned in the form
+    PostgreSQL takes (whole milliseconds), so a bare number means seconds here too."""
     value = duration(ctx, param, value)
     if value is not None and durations.over_setting_limit(value):
         raise OptionError(f"{_option_name(param)} {value.strip()!r} is longer than PostgreSQL's "
                           f"limit for a timeout, {durations.SETTING_MAX}; use a shorter one, "
                           "or 0 for none")
-    return value
+    return None if value is None else durations.setting(value)
+
+
+def wait(ctx, param, value):
+    """Click callback: how long to wait for something (the refresh lock), as seconds."""
+    value = duration(ctx, param, value)
+    if value is not None and durations.over_setting_limit(value):
+        raise OptionError(f"{_option_name(param)} {value.strip()!r} is longer than the longest "
+                          f"wait, {durations.SETTING_MAX}")
+    return None if value is None else durations.seconds(value)
 
 
 def retention(ctx, param, value):
-    """Click callback: how long the run log keeps a run (an interval subtracted from now())."""
+    """Click callback: how long the run log keeps a run (an interval subtracted from now()),
+    or how old something may be: refused beyond what PostgreSQL's timestamps can take."""
     value = duration(ctx, param, value)
     if value is not None and durations.over_retention_limit(value):
-        raise OptionError(f"{_option_name(param)} {value.strip()!r} is longer than the longest "
-                          f"retention, {durations.RETENTION_MAX}")
+        raise OptionError(f"{_option_name(param)} {value.strip()!r} is longer than "
+                          f"{durations.RETENTION_MAX}, the longest it can be")
     return value
 
 
@@ -89,43 +99,29 @@ def size(ctx, param, value):
 
 
 def json_option(help_text: str):
-    """--json PATH, or --json - for stdout. The path is tried when the command line is
-    parsed, so a run never does its work only to fail on writing the results."""
-    return click.option("--json", "json_path", callback=_writable_json_path, default=None,
-                        metavar="PATH", help=f"{help_text} (- for stdout).")
+    """--json PATH (also BIOLOUPE_RUN_RESULTS; default target/run_results.json), or --json -
+    for stdout. The path is tried when the command line is parsed, so a run never does its
+    work only to fail on writing the results. The command gets a run_results.Destination."""
+    return click.option("--json", "json_path", callback=_results_destination, default=None,
+                        envvar=RUN_RESULTS_VAR, metavar="PATH",
+                        help=f"{help_text} (- for stdout; default {DEFAULT_RUN_RESULTS}, "
+                             f"or {RUN_RESULTS_VAR}).")
 
 
-def _writable_json_path(ctx, param, value):
-    if value is None or value == "-":
-        return value
-    path = Path(value)
-    existed = path.exists()
+def _results_destination(ctx, param, value):
+    if value is not None and not value.strip():
+        raise OptionError("--json '': give a file path, or - for stdout")
     try:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "is a directory")
-        with open(path, "a"):   # opens as the write will; appends nothing, keeps contents
-            pass
+        return run_results.resolve(value)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise OptionError(f"--json {value}: cannot write there ({reason.lower()}); "
+        raise OptionError(f"--json {value}: cannot write there ({run_results.reason(exc)}); "
                           "give a writable file path, or - for stdout") from None
-    if not existed:
-        path.unlink(missing_ok=True)
-    return value
-
-
-def write_json(json_path: str, payload: dict) -> None:
-    """The results to the --json path, or to stdout for -."""
-    if json_path == "-":
-        click.echo(json.dumps(payload, indent=2, default=str))
-    else:
-        report.write_json(json_path, payload)
 
 
 @contextlib.contextmanager
-def human_output_for(json_path: str | None):
+def human_output_for(destination: run_results.Destination | None):
     """With --json -, stdout holds the JSON alone: the report for humans goes to stderr."""
-    if json_path == "-":
+    if destination is not None and destination.stdout:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     else:

@@ -142,11 +142,14 @@ def check_pg_cron(conn, create: bool) -> dict:
                 "host": _setting(cur, "cron.host")}
 
 
-def job_command(conn, marts: list[str] | None, changed_only: bool = False) -> str:
+def job_command(conn, marts: list[str] | None, changed_only: bool = False,
+                strategy: str = "concurrent") -> str:
     """The job's one statement; the mart names become a quoted text[] literal."""
     args = [] if marts is None else [sql.SQL("{}::text[]").format(sql.Literal(list(marts)))]
     if changed_only:
         args.append(sql.SQL("p_changed_only => true"))
+    if strategy != "concurrent":
+        args.append(sql.SQL("p_strategy => {}").format(sql.Literal(strategy)))
     args = sql.SQL(", ").join(args)
     return sql.SQL("CALL {}.refresh_all({})").format(
         sql.SQL(definitions.PROJECT_SCHEMA), args).as_string(conn)  # as a DBA would type it
@@ -177,8 +180,11 @@ def cron_group() -> None:
 @click.option("--changed-only", is_flag=True,
               help="Refresh only the marts whose tracked sources changed (as refresh-views "
                    "--changed-only).")
+@click.option("--strategy", type=click.Choice(["concurrent", "swap", "auto"]),
+              default="concurrent", show_default=True, envvar="BIOLOUPE_STRATEGY",
+              help="How each mart is published (as refresh-views --strategy).")
 @friendly_errors
-def install_command(dsn, schedule, select, exclude, changed_only):
+def install_command(dsn, schedule, select, exclude, changed_only, strategy):
     """Create or update the pg_cron job that refreshes the marts (creates the extension if needed)."""
     schedule = validate_schedule(schedule)
     dsn = resolve_dsn(dsn)
@@ -189,10 +195,11 @@ def install_command(dsn, schedule, select, exclude, changed_only):
         graph = mart_graph.load(conn)
         marts = None
         if any(s.strip() for s in select + exclude):
-            marts = selection.select(graph.order, graph.upstream, select, exclude)
+            marts = selection.select(graph.order, graph.upstream, select, exclude,
+                                     sources=lambda: mart_graph.sources(conn))
             if not marts:
                 raise UserError("the selection matches no mart: check --select and --exclude")
-        command = job_command(conn, marts, changed_only)
+        command = job_command(conn, marts, changed_only, strategy)
         with conn.cursor() as cur:
             before = _job(cur)
             try:

@@ -26,7 +26,7 @@ import click
 import psycopg2
 from psycopg2 import sql
 
-from .. import binding, checks, definitions
+from .. import binding, checks, definitions, selection
 from .common import dsn_option, friendly_errors
 from ..config import resolve_dsn
 from ..db import connect, first_line, require_migrated
@@ -80,10 +80,12 @@ def compare(conn, names: tuple[str, ...] = ()) -> Report:
     with conn.cursor() as cur:
         cur.execute(in_project("SELECT name, version FROM {project}.mart ORDER BY name"))
         registered = dict(cur.fetchall())
-    unknown = [n for n in names if n not in registered]
-    if unknown:
-        choices = ", ".join(registered) or "(none: run `alembic upgrade head`)"
-        raise UserError(f"not a mart of this database: {', '.join(unknown)}; choose from {choices}")
+    for name in names:
+        if name not in registered:
+            if not registered or name in definitions.marts():
+                raise UserError(f"mart {name!r} is not in this database yet: "
+                                "run `alembic upgrade head`")
+            raise selection.unknown("mart", name, registered)
     selected = [n for n in registered if not names or n in names]
     pending = [f"{name}: in the package but not in the database (run `alembic upgrade head`)"
                for name in definitions.marts() if name not in registered and not names]

@@ -16,6 +16,9 @@ Connected to a hot standby, doctor says so first (the refresh, the migrations an
 indexes belong on the primary) and adds what matters to the marts' readers there: the
 standby's hot_standby_feedback and max_standby_streaming_delay, and the queries replay has
 already cancelled (standby.py).
+
+A database behind the code's migrations (or ahead of them) is one line first, on stderr
+(revision.py), as in status and refresh-views.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from dataclasses import dataclass
 import click
 from psycopg2 import sql
 
-from .. import binding, contract, definitions, missing_marts, sessions, source_tracking, standby
+from .. import (binding, contract, definitions, missing_marts, revision, sessions,
+               source_tracking, standby)
 from .common import dsn_option, friendly_errors
 from ..config import describe, resolve_dsn
 from ..db import connect
@@ -101,6 +105,7 @@ def doctor_command(dsn):
     dsn = resolve_dsn(dsn)
     conn = connect(dsn)
     try:
+        revision.warn(conn)
         replica = standby.state(conn) if standby.in_recovery(conn) else None
         schema, findings = diagnose(conn)
         statements = [create_statement(conn, f) for f in findings if f.existing is None]

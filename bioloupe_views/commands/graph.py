@@ -3,7 +3,8 @@ or Graphviz DOT (what dbt's docs lineage graph showed).
 
 Nothing here is hand-kept. Both kinds of edge come from the database's own catalog, i.e.
 the dependencies PostgreSQL records for each view's rewrite rule:
-- source table -> mart: sql/_queries/mart_sources.sql, over bioloupe_views.mart_reads;
+- source table -> mart: mart_graph.sources() (sql/_queries/mart_sources.sql, over
+  bioloupe_views.mart_reads);
 - mart -> mart: graph.load() (bioloupe_views.mart_dependency), the same edges the refresh
   order uses.
 Plain views in between are followed, not drawn. The command therefore needs a database
@@ -18,14 +19,10 @@ from dataclasses import dataclass
 
 import click
 
-from .. import definitions
-from .. import mart_graph
-from .common import dsn_option, friendly_errors
+from .. import mart_graph, selection
+from .common import dsn_option, friendly_errors, selection_options
 from ..config import resolve_dsn
 from ..db import connect
-
-SOURCES_QUERY = definitions.SQL_DIR / "_queries" / "mart_sources.sql"
-
 
 @dataclass(frozen=True)
 class Lineage:
@@ -48,18 +45,19 @@ class Lineage:
         return result
 
 
-def _relation_label(schema: str, relation: str) -> str:
-    return relation if schema == definitions.MART_SCHEMA else f"{schema}.{relation}"
-
-
 def load(conn) -> Lineage:
     graph = mart_graph.load(conn)
-    sources: dict[str, set[str]] = {m: set() for m in graph.order}
-    with conn.cursor() as cur:
-        cur.execute(SOURCES_QUERY.read_text())
-        for mart, schema, relation in cur.fetchall():
-            sources[mart].add(_relation_label(schema, relation))
-    return Lineage(graph.order, graph.levels, graph.upstream, sources)
+    edges = mart_graph.sources(conn)
+    return Lineage(graph.order, graph.levels, graph.upstream,
+                   {m: edges.get(m, set()) for m in graph.order})
+
+
+def selected(lineage: Lineage, marts: list[str]) -> Lineage:
+    """The lineage of the selected marts only: their sources and the edges between them."""
+    keep = set(marts)
+    return Lineage(marts, {m: lineage.levels[m] for m in marts},
+                   {m: lineage.upstream[m] & keep for m in marts},
+                   {m: lineage.sources[m] for m in marts})
 
 
 # --- renderers -------------------------------------------------------------------------
@@ -134,14 +132,17 @@ RENDERERS = {"text": to_text, "mermaid": to_mermaid, "dot": to_dot}
 
 @click.command("graph")
 @dsn_option
+@selection_options
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text",
               show_default=True, help="text, Mermaid (for Markdown) or Graphviz DOT.")
 @friendly_errors
-def graph_command(dsn, fmt):
+def graph_command(dsn, select, exclude, fmt):
     """Show the lineage from the source tables to the marts, as the database records it."""
     conn = connect(resolve_dsn(dsn))
     try:
         lineage = load(conn)
     finally:
         conn.close()
-    click.echo(RENDERERS[fmt](lineage))
+    marts = selection.select(lineage.marts, lineage.upstream, select, exclude,
+                             sources=lineage.sources)
+    click.echo(RENDERERS[fmt](selected(lineage, marts)))

@@ -1,10 +1,14 @@
 """`bioloupe-views status`: one row per mart, for the operator on call.
 
 What the catalog says now (populated, estimated rows, size with indexes) beside what the run
-log says happened (the last refresh: when, how long, mode, status, trigger; the last check
-results; the time since the data was last built). The query is sql/_queries/mart_status.sql;
-the marts and their order come from the database (bioloupe_views.refresh_order), and both
-the CLI and pg_cron write the run log read here, so one command shows either trigger's runs.
+log says happened (the last successful refresh: when, how long, mode, trigger; the outcome of
+the last finished attempt; the last check results; the time since the data was last built).
+A run in progress is shown apart, on a line of its own, never as the marts' last refresh.
+The one definition of "last successful build" (a refresh, or the migration that built the
+mart) is `fresh_as_of` in that query, sql/_queries/mart_status.sql, read by STALE and
+--max-age alike (docs/status.md). The marts and their order come from the database
+(bioloupe_views.refresh_order), and the CLI, pg_cron and Dagster all write the run log read
+here, so one command shows every trigger's runs.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from datetime import datetime, timezone
 import click
 
 from .. import definitions, durations
-from .. import mart_graph, missing_marts, sessions, source_tracking
-from .common import dsn_option, friendly_errors
+from .. import mart_graph, missing_marts, revision, selection, sessions, source_tracking
+from .common import dsn_option, friendly_errors, retention, selection_options
 from ..config import describe, resolve_dsn
 from ..db import connect
 from ..errors import UserError
@@ -43,9 +47,16 @@ def collect(conn) -> dict:
         rows = [dict(zip(columns, r)) for r in cur.fetchall()]
         cur.execute(in_project("SELECT pid, trigger, run_id::text, since FROM {project}.refresh_lock_holder()"))
         holder = cur.fetchone()
+        running_run = holder[2] if holder else None
         cur.execute(in_project("SELECT run_id::text, trigger, status, started_at, ended_at, message"
-                    " FROM {project}.run ORDER BY started_at DESC LIMIT 1"))
+                    " FROM {project}.run WHERE run_id::text IS DISTINCT FROM %s"
+                    " ORDER BY started_at DESC LIMIT 1"), (running_run,))
         last_run = cur.fetchone()
+        progress = []
+        if running_run:
+            cur.execute(in_project("SELECT mart, status FROM {project}.run_log WHERE run_id = %s"
+                                   " ORDER BY position, mart"), (running_run,))
+            progress = cur.fetchall()
         cur.execute("SELECT now()")
         now = cur.fetchone()[0]
     marts = []
@@ -63,17 +74,27 @@ def collect(conn) -> dict:
             "checks": _check_counts(r["checks"]),
             "checks_at": r["checks_at"],
             "last_success_at": r["last_success_at"],
+            "last_success": None if r["last_success_at"] is None else {
+                "ended_at": r["last_success_at"], "duration_seconds": r["success_duration_seconds"],
+                "mode": r["success_mode"], "trigger": r["success_trigger"]},
             "fresh_as_of": r["fresh_as_of"],
+            "built_by_migration": r["built_by_migration"],
             "stale_seconds": None if r["stale_seconds"] is None else round(r["stale_seconds"], 3),
         })
     running = None
     if holder:
         running = dict(zip(("pid", "trigger", "run_id", "since"), holder))
+        running["marts"] = {state: [m for m, s in progress if _progress_state(s) == state]
+                            for state in ("running", "pending", "finished")}
     if last_run:
         last_run = dict(zip(("run_id", "trigger", "status", "started_at", "ended_at", "message"),
                             last_run))
     return {"generated_at": now, "running": running, "last_run": last_run, "marts": marts,
             "sources": _sources(conn)}
+
+
+def _progress_state(status: str) -> str:
+    return status if status in ("running", "pending") else "finished"
 
 
 def _sources(conn) -> list[dict]:
@@ -102,15 +123,9 @@ def _tracking_line(sources: list[dict]) -> str | None:
 # --- the table -------------------------------------------------------------------------
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(max(0, seconds))
-    for unit, size, sub, subsize in (("d", 86400, "h", 3600), ("h", 3600, "m", 60),
-                                     ("m", 60, "s", 1)):
-        if seconds >= size:
-            rest = (seconds % size) // subsize
-            return f"{seconds // size}{unit}" + (f" {rest}{sub}" if rest else "")
-    return f"{seconds}s"
+    """In the duration grammar the options take (2m37s): an age printed here can be given
+    back as --max-age."""
+    return "-" if seconds is None else durations.format(int(max(0, seconds)))
 
 
 def _when(value: datetime | None) -> str:
@@ -130,20 +145,31 @@ def _rows_cell(mart: dict) -> str:
     return "?" if mart["estimated_rows"] is None else f"{mart['estimated_rows']:,}"
 
 
-HEADERS = ("MART", "POPULATED", "ROWS (EST.)", "SIZE", "LAST REFRESH", "TOOK", "MODE", "STATUS",
-           "TRIGGER", "CHECKS", "STALE")
+# LAST REFRESH, TOOK, MODE and TRIGGER: the last successful build (a refresh, or the migration
+# that built the mart: "built <when>"); STATUS: the outcome of the last finished attempt.
+HEADERS = ("MART", "POPULATED", "ROWS (EST.)", "SIZE", "LAST REFRESH", "TOOK", "MODE", "TRIGGER",
+           "STATUS", "CHECKS", "STALE")
+
+
+def _last_build(mart: dict) -> tuple[str, str, str, str]:
+    """LAST REFRESH, TOOK, MODE, TRIGGER: of the build fresh_as_of names."""
+    if mart["built_by_migration"]:
+        return f"built {_when(mart['fresh_as_of'])}", "-", "-", "migration"
+    ok = mart["last_success"]
+    if ok is None:
+        return "never", "-", "-", "-"
+    took = ok["duration_seconds"]
+    return (_when(ok["ended_at"]), "-" if took is None else f"{took:.2f}s", ok["mode"] or "-",
+            ok["trigger"] or "-")
 
 
 def table_rows(status: dict) -> list[tuple[str, ...]]:
     rows = []
     for m in status["marts"]:
         last = m["last_refresh"] or {}
-        took = last.get("duration_seconds")
         rows.append((
             m["mart"], "yes" if m["populated"] else "NO", _rows_cell(m), m["size"],
-            _when(last.get("ended_at") or last.get("started_at")) if last else "never",
-            "-" if took is None else f"{took:.2f}s", last.get("mode") or "-",
-            last.get("status") or "-", last.get("trigger") or "-", _checks_cell(m["checks"]),
+            *_last_build(m), last.get("status") or "-", _checks_cell(m["checks"]),
             _age(m["stale_seconds"]) if m["populated"] else "unpopulated",
         ))
     return rows
@@ -152,7 +178,7 @@ def table_rows(status: dict) -> list[tuple[str, ...]]:
 def render(status: dict, target: str) -> str:
     rows = [HEADERS, *table_rows(status)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
-    right = {2, 3, 5}
+    right = {2, 3, HEADERS.index("TOOK")}
     lines = [f"Marts on {target}, in refresh order:", ""]
     for row in rows:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
@@ -176,15 +202,25 @@ def render(status: dict, target: str) -> str:
         lines.append(f"Last run: {state} ({last_run['trigger']}), started "
                      f"{_when(last_run['started_at'])}{message}.")
     if running:
-        since = _when(running["since"]) if running["since"] else "?"
-        lines.append(f"A refresh is running now: pid {running['pid']} "
-                     f"({running['trigger'] or 'unknown trigger'}), since {since}.")
+        lines.append(_running_line(running))
     else:
         lines.append("No refresh is running.")
     tracking = _tracking_line(status.get("sources") or [])
     if tracking:
         lines.append(tracking)
     return "\n".join(lines)
+
+
+def _running_line(running: dict) -> str:
+    since = _when(running["since"]) if running["since"] else "?"
+    if not running["run_id"]:  # the lock taken outside a run (by hand, or an older client)
+        return (f"A refresh is running now: pid {running['pid']} "
+                f"({running['trigger'] or 'unknown trigger'}), since {since}.")
+    marts = running["marts"]
+    parts = [f"{', '.join(marts['running'])} running"] if marts["running"] else []
+    parts += [f"{len(marts[s])} {s}" for s in ("pending", "finished") if marts[s]]
+    return (f"Running now: run {running['run_id']} ({running['trigger']}, pid {running['pid']}) "
+            f"since {since}: {', '.join(parts) or 'starting'}.")
 
 
 def _jsonable(value):
@@ -194,48 +230,62 @@ def _jsonable(value):
 
 
 def overdue(status: dict, max_age_seconds: float) -> list[str]:
-    """The marts whose last successful refresh is older than the limit, or that never had
-    one, as `name (age)` for a monitoring line."""
+    """The marts whose last successful build (fresh_as_of, as STALE: a refresh or the
+    migration that built it) is older than the limit, or that have none (unpopulated), as
+    `name (age)` for a monitoring line."""
     result = []
     for m in status["marts"]:
-        ok = m["last_success_at"]
-        if ok is None:
-            result.append(f"{m['mart']} (never)")
+        built = m["fresh_as_of"]
+        if built is None:
+            result.append(f"{m['mart']} ({'never' if m['populated'] else 'unpopulated'})")
         else:
-            age = (status["generated_at"] - ok).total_seconds()
+            age = (status["generated_at"] - built).total_seconds()
             if age > max_age_seconds:
-                result.append(f"{m['mart']} ({_age(age)} ago)")
+                how = "built by the migration " if m["built_by_migration"] else ""
+                result.append(f"{m['mart']} ({how}{_age(age)} ago)")
     return result
 
 
 @click.command("status")
 @dsn_option
+@selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
-@click.option("--max-age", default=None, metavar="DURATION",
+@click.option("--max-age", default=None, metavar="DURATION", callback=retention,
               help="Exit 1, naming them, if any mart's last successful refresh is older than "
-                   "this (e.g. 2h, 90min) or never happened: for monitoring.")
+                   "this (e.g. 2h, 1h30m; a bare number is seconds) or never happened: for "
+                   "monitoring.")
 @friendly_errors
-def status_command(dsn, as_json, max_age):
+def status_command(dsn, select, exclude, as_json, max_age):
     """Each mart: populated, rows, size, last refresh, last checks and staleness."""
-    if max_age is not None and not durations.PATTERN.match(max_age):
-        raise UserError(f"--max-age {max_age!r} is not a duration; use e.g. 30min, 2h, 1d")
     dsn = resolve_dsn(dsn)
     conn = connect(dsn)
     try:
+        graph = mart_graph.load(conn)
+        chosen = set(selection.select(graph.order, graph.upstream, select, exclude,
+                                      sources=lambda: mart_graph.sources(conn)))
         status = collect(conn)
+        # The selected marts' rows, and --max-age over them only.
+        status["marts"] = [m for m in status["marts"] if m["mart"] in chosen]
         missing = missing_marts.find(conn)
         leftover = sessions.find(conn)
+        pending = revision.compare(conn)
     finally:
         conn.close()
     if as_json:
         click.echo(json.dumps({"target": describe(dsn), **status, "leftover_sessions":
-                               [s.as_json() for s in leftover]}, indent=2, default=_jsonable))
+                               [s.as_json() for s in leftover],
+                               "revision": None if pending is None else {
+                                   "database": pending.database, "head": pending.head}},
+                              indent=2, default=_jsonable))
     else:
         click.echo("\n".join([render(status, describe(dsn)), *sessions.report_lines(leftover)]))
+    if pending and pending.note:
+        click.echo(pending.note, err=True)
     missing_marts.require_none(missing)  # after the table: the others' status still shows
     if max_age is not None:
         late = overdue(status, durations.seconds(max_age))
         if late:
-            click.echo(f"Error: last successful refresh older than {max_age.strip()}: "
+            limit = durations.format(durations.seconds(max_age))
+            click.echo(f"Error: last successful refresh older than {limit}: "
                        f"{', '.join(late)}", err=True)
             sys.exit(1)

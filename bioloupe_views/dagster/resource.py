@@ -17,9 +17,28 @@ from ..errors import ConfigError
 
 
 def _duration(name: str, value: str | None) -> str | None:
-    if value is not None and not durations.PATTERN.match(value):
+    """The same grammar as the CLI's (durations.py): a bare number is seconds."""
+    if value is not None and not durations.is_duration(value):
         raise ConfigError(f"bioloupe_views resource: {name}={value!r} is not a duration; "
-                          "use e.g. 500ms, 30s, 5min")
+                          f"use e.g. {durations.EXAMPLES}")
+    return value
+
+
+def _setting(name: str, value: str | None) -> str | None:
+    """A lock or statement timeout, as PostgreSQL takes it (whole milliseconds)."""
+    value = _duration(name, value)
+    if value is None:
+        return None
+    if durations.over_setting_limit(value):
+        raise ConfigError(f"bioloupe_views resource: {name}={value!r} is longer than "
+                          "PostgreSQL allows (about 24 days)")
+    return durations.setting(value)
+
+
+def _strategy(value: str) -> str:
+    if value not in ("concurrent", "swap", "auto"):
+        raise ConfigError(f"bioloupe_views resource: strategy={value!r}; use concurrent, swap "
+                          "or auto")
     return value
 
 
@@ -36,6 +55,7 @@ class BioloupeViewsResource(dg.ConfigurableResource):
     changed_only: bool = False       # refresh only marts whose inputs changed (track-sources)
     vacuum: bool = True              # keep each mart's size bounded (refresh-views --vacuum)
     compact_up_to: int = heap_upkeep.DEFAULT_UP_TO   # bytes; refresh-views --compact-up-to
+    strategy: str = "concurrent"     # concurrent | swap | auto (refresh-views --strategy)
 
     def resolved_dsn(self) -> str:
         return resolve_dsn(self.dsn)
@@ -45,9 +65,9 @@ class BioloupeViewsResource(dg.ConfigurableResource):
         return engine.Options(
             concurrently=self.concurrently, threads=self.threads,
             changed_only=self.changed_only, vacuum=self.vacuum,
-            compact_up_to=self.compact_up_to,
-            lock_timeout=_duration("lock_timeout", self.lock_timeout),
-            statement_timeout=_duration("statement_timeout", self.statement_timeout),
+            compact_up_to=self.compact_up_to, strategy=_strategy(self.strategy),
+            lock_timeout=_setting("lock_timeout", self.lock_timeout),
+            statement_timeout=_setting("statement_timeout", self.statement_timeout),
             wait=durations.seconds(_duration("lock_wait", self.lock_wait)),
             retention=durations.interval(_duration("log_retention", self.log_retention)),
             trigger="dagster", trigger_ref=run_id)

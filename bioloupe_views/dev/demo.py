@@ -2,6 +2,11 @@
 
 Start PostgreSQL -> create and fill the sources -> `alembic upgrade head` -> refresh-views
 -> print each mart's rows, size and a few sample rows -> stop (or keep, with --keep).
+
+A kept server comes with commands to try that work exactly as printed: the console scripts
+by the path they were run from when it is not on PATH (a venv's bin/), the DSN passed with
+--dsn, and pg_cron (where it is installed for the server) set up for the demo's database,
+so `cron install` works there too.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +24,7 @@ import click
 from .. import engine, migrate, report
 from . import synthetic
 from ..db import connect
-from .pgserver import ThrowawayServer, pg_cron_available
+from .pgserver import ThrowawayServer, find_bindir, pg_cron_available
 from ..definitions import in_project
 
 DEFAULT_KEEP_DIR = "/tmp/bioloupe-views-demo"
@@ -41,8 +48,9 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
                          "stop it with `bioloupe-views demo --stop`")
     # A kept server outlives this command: no TCP listener (a trusted superuser on loopback
     # would be open to every local user), only the socket in its 0700 data directory.
-    server = ThrowawayServer(datadir=kept / "data" if keep else None, cron=pg_cron_available(),
-                             tcp=not keep)
+    cron = pg_cron_available()
+    server = ThrowawayServer(datadir=kept / "data" if keep else None, cron=cron,
+                             cron_database=DBNAME, tcp=not keep)
     _step("Starting a throwaway PostgreSQL server")
     server.start()
     try:
@@ -63,14 +71,40 @@ def run(scale: float = 1.0, keep: bool = False) -> int:
         if keep:
             (kept / "dsn").write_text(dsn + "\n")
             click.echo(f"\nThe server keeps running. DSN: {dsn}")
-            click.echo("Try: BIOLOUPE_DATABASE_URL=" + shlex.quote(dsn)
-                       + " refresh-views --select mv_development_programs+")
-            click.echo("Stop it with: bioloupe-views demo --stop")
+            for line in try_lines(dsn, cron):
+                click.echo(line)
         return 0 if outcome.ok else 1
     finally:
         if not keep:
             _step("Stopping the server")
             server.stop()
+
+
+def command(name: str) -> str:
+    """How to type console script `name` here: its bare name when PATH finds this one, else
+    the path it was installed at (relative to the working directory when under it)."""
+    installed = Path(sys.executable).parent / name
+    if not installed.exists() or shutil.which(name) == str(installed):
+        return name
+    relative = os.path.relpath(installed)
+    return relative if not relative.startswith("..") else str(installed)
+
+
+def try_lines(dsn: str, cron: bool) -> list[str]:
+    quoted = shlex.quote(dsn)
+    cli, refresh = command("bioloupe-views"), command("refresh-views")
+    lines = ["Try:",
+             f"  {refresh} --dsn {quoted} --select mv_development_programs+",
+             f"  {cli} status --dsn {quoted}"]
+    if cron:
+        lines.append(f"  {cli} cron install --dsn {quoted} --schedule '*/15 * * * *'")
+    else:
+        lines.append(f"  (pg_cron is absent: not installed for the PostgreSQL in {find_bindir()}, "
+                     "so `cron install` cannot run on this demo server)")
+    demo_dir = os.environ.get("BIOLOUPE_DEMO_DIR")
+    where = f"BIOLOUPE_DEMO_DIR={shlex.quote(demo_dir)} " if demo_dir else ""
+    lines.append(f"Stop it with: {where}{cli} demo --stop")
+    return lines
 
 
 def _summary(conn) -> None:

@@ -12,6 +12,10 @@ passwords can be tested for real.
 A server that outlives the command (`demo --keep`) is started with `tcp=False` instead: no TCP
 listener at all, only the Unix socket inside its data directory, which initdb makes mode 0700
 and owned by the server user, so only that user and root can connect.
+
+With `cron=True`, pg_cron is preloaded and runs jobs in `cron_database`: the tests' server
+keeps a database of its own for it; the demo names its one database, so that
+`bioloupe-views cron install` works there as printed.
 """
 
 from __future__ import annotations
@@ -120,6 +124,7 @@ class ThrowawayServer:
     datadir: Path | None = None
     port: int | None = None
     cron: bool = False
+    cron_database: str = CRON_DATABASE
     settings: dict[str, str] = field(default_factory=dict)
     bindir: Path = field(default_factory=find_bindir)
     tcp: bool = True
@@ -174,7 +179,7 @@ class ThrowawayServer:
         }
         if self.cron:
             settings["shared_preload_libraries"] = "'pg_cron'"
-            settings["cron.database_name"] = f"'{CRON_DATABASE}'"
+            settings["cron.database_name"] = f"'{self.cron_database}'"
             settings["cron.use_background_workers"] = "on"
             settings["max_worker_processes"] = "20"
         settings.update(self.settings)

@@ -33,10 +33,18 @@ def load(conn, scale: float = 1.0, schema: str = contract.DEFAULT_SCHEMA) -> Non
             cur.execute("SELECT set_config('search_path', %s, false)", (previous,))
 
 
-def mutate(conn) -> None:
-    """Apply a deterministic batch of inserts, updates and deletes to the sources."""
+def mutate(conn, schema: str = contract.DEFAULT_SCHEMA) -> None:
+    """Apply a deterministic batch of inserts, updates and deletes to the sources, on any
+    session (the tool's own pin search_path to pg_catalog, pg_temp)."""
     with conn.cursor() as cur:
-        cur.execute(MUTATE_SQL.read_text())
+        cur.execute("SELECT current_setting('search_path')")
+        previous = cur.fetchone()[0]
+        cur.execute("SELECT set_config('search_path', %s, false)",
+                    (sql.Identifier(schema).as_string(cur) + ", pg_temp",))
+        try:
+            cur.execute(MUTATE_SQL.read_text())
+        finally:
+            cur.execute("SELECT set_config('search_path', %s, false)", (previous,))
 
 
 def migrated_database(server, name: str, scale: float, analyze: bool = False) -> str:

@@ -16,6 +16,21 @@ DECLARE
     v_target text := p_to::pg_catalog.regclass::pg_catalog.text;
     g record;
 BEGIN
+    IF p_resync AND NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_class a, pg_catalog.pg_class b
+            WHERE a.oid = p_from AND b.oid = p_to
+              AND (a.relowner, a.relacl::text, a.reloptions::text, pg_catalog.obj_description(a.oid, 'pg_class'))
+                  IS DISTINCT FROM
+                  (b.relowner, b.relacl::text, b.reloptions::text, pg_catalog.obj_description(b.oid, 'pg_class')))
+       AND NOT EXISTS (
+            SELECT 1 FROM pg_catalog.pg_attribute a
+            JOIN pg_catalog.pg_attribute b ON b.attrelid = p_to AND b.attname = a.attname
+            WHERE a.attrelid = p_from AND a.attnum > 0 AND NOT a.attisdropped
+              AND (a.attacl::text, a.attstattarget, a.attoptions::text, pg_catalog.col_description(p_from, a.attnum))
+                  IS DISTINCT FROM
+                  (b.attacl::text, b.attstattarget, b.attoptions::text, pg_catalog.col_description(p_to, b.attnum))) THEN
+        RETURN;  -- nothing changed since the build aside: the swap stays short
+    END IF;
     SELECT c.relowner, c.relacl, c.reloptions, pg_catalog.obj_description(c.oid, 'pg_class') AS note
     INTO v_from FROM pg_catalog.pg_class c WHERE c.oid = p_from;
     SELECT c.relowner, c.relacl, c.reloptions, pg_catalog.obj_description(c.oid, 'pg_class') AS note

@@ -149,8 +149,8 @@ BEGIN
             v_status := v_publish->>'status';
             v_error := v_publish->>'error';
             v_lock_seconds := (v_publish->>'lock_seconds')::numeric;
-            IF v_status = 'skipped' THEN
-                RAISE EXCEPTION USING ERRCODE = 'BV001';  -- held back: drop the build aside
+            IF v_status IN ('skipped', 'error') THEN
+                RAISE EXCEPTION USING ERRCODE = 'BV001';  -- not published: drop the build aside
             END IF;
         END IF;
     EXCEPTION
@@ -167,10 +167,10 @@ BEGIN
             v_error := SQLERRM;
             v_status := 'error';
     END;
-    IF v_strategy = 'swap' AND v_status IN ('error', 'check_failed', 'cancelled') THEN
-        PERFORM bioloupe_views.hold_back(p_run, p_mart,
-            CASE v_status WHEN 'check_failed' THEN 'failed its checks'
-                          WHEN 'cancelled' THEN 'was cancelled' ELSE 'failed' END);
+    IF v_strategy = 'swap' AND coalesce((v_publish->>'swap_failed')::boolean, false) THEN
+        PERFORM bioloupe_views.hold_back(p_run, p_mart, v_error, 'error');
+    ELSIF v_strategy = 'swap' AND v_status IN ('error', 'check_failed', 'cancelled') THEN
+        PERFORM bioloupe_views.hold_back(p_run, p_mart, pg_catalog.replace(v_status, '_', ' '));
     END IF;
     UPDATE bioloupe_views.run_log
     SET status = v_status, ended_at = pg_catalog.clock_timestamp(),

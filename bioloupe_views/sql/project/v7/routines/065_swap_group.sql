@@ -1,8 +1,8 @@
 -- Publish a swap group, in the caller's transaction, which must commit right after: every
 -- live mart of the group moves into a retired schema and its build aside into public, and
 -- every view that read a live one is re-pointed to the new one in place (CREATE OR REPLACE
--- VIEW from its definition as it reads the retired marts: same oid, owner, grants, comments and
--- options, and checked to read exactly what it read before). The project's check views
+-- VIEW from its definition, printed before the locks are asked for: same oid, owner,
+-- grants, comments and options, and checked to read exactly what it read before). The project's check views
 -- are re-pointed so, those of other marts that read the group's included, and so are the
 -- users' plain views (swap_blocker() has made sure the project's role may act as their
 -- owners). Readers see the old relations or the new ones, never neither: a query waiting
@@ -31,8 +31,7 @@ DECLARE
     v_timeout text;
     v_locked timestamptz;
     v_name text;
-    v_before jsonb;
-    v_definition text;
+    v_views jsonb;
     v_holders text;
     v_new oid;
     i integer;
@@ -44,7 +43,7 @@ BEGIN
            pg_catalog.array_agg(mm.relid ORDER BY l.position)
     INTO v_marts, v_stages, v_live
     FROM bioloupe_views.run_log l JOIN bioloupe_views.managed_mart mm ON mm.name = l.mart
-    WHERE l.run_id = p_run AND l.swap_group = p_group;
+    WHERE l.run_id = p_run AND l.swap_group = p_group AND l.status IN ('staged', 'running');
     IF v_marts IS NULL OR pg_catalog.array_position(v_stages, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'swap group % of run % is not built aside', p_group, p_run;
     END IF;
@@ -59,7 +58,29 @@ BEGIN
     LOOP
         attempts := attempts + 1;
         BEGIN
+            -- The views that read a live mart of the group, printed now, before any lock is
+            -- asked for, with the marts' schema on the path: the marts (and only what that
+            -- path resolves the same way) are written by their bare names, which will
+            -- resolve to the new marts once they are in place.
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, public, pg_temp', true);
+            SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                       'oid', v.oid, 'relkind', v.relkind,
+                       'name', pg_catalog.format('%I.%I', n.nspname, v.relname),
+                       'options', CASE WHEN v.reloptions IS NULL THEN ''
+                                       ELSE ' WITH (' || pg_catalog.array_to_string(v.reloptions, ', ') || ')' END,
+                       'definition', pg_catalog.rtrim(pg_catalog.pg_get_viewdef(v.oid), E'; \n'),
+                       'bindings', (SELECT pg_catalog.jsonb_agg(b ORDER BY b)
+                                    FROM bioloupe_views.view_bindings(v.oid) b)) ORDER BY v.oid), '[]')
+            INTO v_views
+            FROM pg_catalog.pg_class v JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
+            WHERE v.oid IN (SELECT x.oid FROM bioloupe_views.swap_dependents(v_live) x);
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            SELECT e.v->>'name' INTO v_name FROM pg_catalog.jsonb_array_elements(v_views) e(v)
+            WHERE e.v->>'relkind' <> 'v' LIMIT 1;
+            IF v_name IS NOT NULL THEN
+                RAISE EXCEPTION 'materialized view % was created on the group''s marts during the run, and cannot follow a swap; run again',
+                    v_name USING ERRCODE = 'object_in_use';
+            END IF;
             PERFORM pg_catalog.set_config('lock_timeout', v_timeout, true);
             -- Each move takes its mart's exclusive lock (materialized views cannot be
             -- locked with LOCK TABLE), under the lock_timeout.
@@ -72,40 +93,28 @@ BEGIN
                 EXECUTE pg_catalog.format('ALTER MATERIALIZED VIEW %I.%I SET SCHEMA public',
                                           v_stages[i], v_marts[i]);
             END LOOP;
-            -- The views that read a retired mart, printed with the retired schema on the
-            -- path, so that the marts, and only they, are written by their bare names; then
-            -- replaced in place, those names now resolving to the new marts in public.
-            FOR d IN SELECT DISTINCT v.oid, v.relkind, v.reloptions
-                     FROM pg_catalog.pg_depend dep
-                     JOIN pg_catalog.pg_rewrite r ON dep.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-                                                 AND r.oid = dep.objid
-                     JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
-                     JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace
-                     WHERE dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                       AND dep.refobjid = ANY (v_live) AND v.oid <> ALL (v_live)
-                       AND n.nspname NOT IN (SELECT st.schema_name FROM bioloupe_views.stage st)
-                     ORDER BY v.oid LOOP
-                IF d.relkind <> 'v' THEN
-                    RAISE EXCEPTION 'materialized view % was created on the group''s marts during the run, and cannot follow a swap; run again',
-                        d.oid::pg_catalog.regclass USING ERRCODE = 'object_in_use';
-                END IF;
-                v_name := d.oid::pg_catalog.regclass::pg_catalog.text;
-                v_before := (SELECT pg_catalog.jsonb_agg(b ORDER BY b) FROM bioloupe_views.view_bindings(d.oid) b);
-                PERFORM pg_catalog.set_config('search_path',
-                    pg_catalog.format('pg_catalog, %I, pg_temp', v_retired), true);
-                v_definition := pg_catalog.rtrim(pg_catalog.pg_get_viewdef(d.oid), E'; \n');
-                PERFORM pg_catalog.set_config('search_path', 'pg_catalog, public, pg_temp', true);
-                EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s%s AS %s', v_name,
-                    CASE WHEN d.reloptions IS NULL THEN ''
-                         ELSE ' WITH (' || pg_catalog.array_to_string(d.reloptions, ', ') || ')' END,
-                    v_definition);
-                PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-                IF (SELECT pg_catalog.jsonb_agg(b ORDER BY b) FROM bioloupe_views.view_bindings(d.oid) b)
-                   IS DISTINCT FROM v_before THEN
-                    RAISE EXCEPTION 'view % would read other objects after the swap than before; nothing was published',
-                        v_name USING ERRCODE = 'object_in_use';
-                END IF;
+            -- Holding the marts, nothing new can start to read them: the views printed are
+            -- all there is, each replaced in place under the same path it was printed with.
+            IF EXISTS (SELECT 1 FROM bioloupe_views.swap_dependents(v_live) x
+                       WHERE NOT pg_catalog.jsonb_path_exists(v_views, '$[*] ? (@.oid == $o)',
+                                                              pg_catalog.jsonb_build_object('o', x.oid))) THEN
+                RAISE EXCEPTION 'a view was created on the group''s marts during the swap; run again'
+                    USING ERRCODE = 'object_in_use';
+            END IF;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, public, pg_temp', true);
+            FOR d IN SELECT e.v FROM pg_catalog.jsonb_array_elements(v_views) e(v) LOOP
+                EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s%s AS %s', d.v->>'name',
+                                          d.v->>'options', d.v->>'definition');
             END LOOP;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            SELECT e.v->>'name' INTO v_name FROM pg_catalog.jsonb_array_elements(v_views) e(v)
+            WHERE (SELECT pg_catalog.jsonb_agg(b ORDER BY b)
+                   FROM bioloupe_views.view_bindings((e.v->>'oid')::oid) b) IS DISTINCT FROM e.v->'bindings'
+            LIMIT 1;
+            IF v_name IS NOT NULL THEN
+                RAISE EXCEPTION 'view % would read other objects after the swap than before; nothing was published',
+                    v_name USING ERRCODE = 'object_in_use';
+            END IF;
             FOR i IN 1 .. pg_catalog.array_length(v_marts, 1) LOOP
                 v_new := pg_catalog.format('public.%I', v_marts[i])::pg_catalog.regclass::pg_catalog.oid;
                 PERFORM bioloupe_views.carry_attributes(v_live[i], v_new, true);

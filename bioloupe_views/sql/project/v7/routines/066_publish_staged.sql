@@ -3,12 +3,14 @@
 -- together, by whichever of them is ready last, so a mart is never published on an
 -- upstream that is not live. One at a time per group (a transaction advisory lock), so
 -- two members finishing at once cannot both think the other is still building. Returns
---   * 'staged': others of the group are still to come; this one waits, committed aside;
+--   * 'staged': others of the group are still to come; this one waits, committed aside
+--     (a member a --changed-only run left unchanged stays live and takes no part);
 --   * 'skipped': another member did not make it: this one is held back (its build aside
 --     is dropped with the caller's transaction) and the error says which member held it;
 --   * 'success': the group was swapped in (swap_group()); the other members' log rows are
 --     marked published in this same transaction;
---   * 'error': the swap's locks never came; the group's builds aside are dropped.
+--   * 'error' (swap_failed): the swap's locks never came; nothing live changed, and the
+--     caller holds the group back with this error.
 CREATE FUNCTION bioloupe_views.publish_staged(p_run uuid, p_mart text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -27,8 +29,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_catalog.pg_advisory_xact_lock(1651470448, pg_catalog.hashtext(p_run::text || v_group));
-    SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', l.mart, replace(l.status, '_', ' ')), ', '
-                                 ORDER BY l.position)
+    -- The members that did not pass (those merely held back by them are not named).
+    SELECT coalesce(pg_catalog.string_agg(pg_catalog.format('%s (%s)', l.mart,
+                        pg_catalog.replace(l.status, '_', ' ')), ', ' ORDER BY l.position)
+                        FILTER (WHERE l.status <> 'skipped'),
+                    pg_catalog.string_agg(l.mart || ' (skipped)', ', ' ORDER BY l.position))
     INTO v_failed
     FROM bioloupe_views.run_log l
     WHERE l.run_id = p_run AND l.swap_group = v_group AND l.mart <> p_mart
@@ -39,14 +44,13 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM bioloupe_views.run_log l
                WHERE l.run_id = p_run AND l.swap_group = v_group AND l.mart <> p_mart
-                 AND l.status <> 'staged') THEN
+                 AND l.status NOT IN ('staged', 'unchanged')) THEN
         RETURN pg_catalog.jsonb_build_object('status', 'staged');
     END IF;
     BEGIN
         SELECT * INTO v_swap FROM bioloupe_views.swap_group(p_run, v_group);
     EXCEPTION WHEN lock_not_available OR object_in_use THEN
-        PERFORM bioloupe_views.hold_back(p_run, p_mart, SQLERRM, 'error');
-        RETURN pg_catalog.jsonb_build_object('status', 'error', 'error', SQLERRM);
+        RETURN pg_catalog.jsonb_build_object('status', 'error', 'error', SQLERRM, 'swap_failed', true);
     END;
     UPDATE bioloupe_views.run_log
     SET status = 'success', xid = pg_catalog.pg_current_xact_id(),

@@ -1,8 +1,11 @@
--- A member of a swap group did not make it (p_mart, for p_reason): the group is not
+-- A member of a swap group did not make it (p_mart; p_reason: its status in words, or the
+-- swap's own error): the group is not
 -- published. The other members built aside or not yet started are logged as p_status
--- (skipped: held back; error: the swap itself failed) with the reason, and their builds
--- aside are dropped with the caller's transaction. A member still building finds out in
--- publish_staged(). Returns the members held back.
+-- (skipped: held back; error: the swap itself failed) with the reason; their builds aside
+-- are dropped by clear_stages() once nobody reads them (a member still building reads its
+-- upstream's: dropping it here would wait for that member, which waits for this group's
+-- lock). A member still building finds out in publish_staged(). Returns the members held
+-- back.
 CREATE FUNCTION bioloupe_views.hold_back(p_run uuid, p_mart text, p_reason text,
                                          p_status text DEFAULT 'skipped')
 RETURNS text[]
@@ -25,15 +28,12 @@ BEGIN
         SET status = p_status, ended_at = pg_catalog.clock_timestamp(),
             started_at = coalesce(l.started_at, pg_catalog.clock_timestamp()),
             error = CASE WHEN p_status = 'error' THEN p_reason
-                         ELSE pg_catalog.format('held back: %s of its swap group %s', p_mart, p_reason) END
+                         ELSE pg_catalog.format('held back: %s (%s) of its swap group did not pass; the live marts keep their data',
+                                                p_mart, p_reason) END
         WHERE l.run_id = p_run AND l.swap_group = v_group AND l.mart <> p_mart
           AND l.status IN ('staged', 'pending')
         RETURNING l.mart, l.stage_schema)
     SELECT pg_catalog.array_agg(h.mart) INTO v_held FROM held h;
-    PERFORM bioloupe_views.drop_stage(st.schema_name)
-    FROM bioloupe_views.stage st JOIN bioloupe_views.run_log l
-      ON l.run_id = st.run_id AND l.mart = st.mart AND l.stage_schema = st.schema_name
-    WHERE st.run_id = p_run AND st.kind = 'stage' AND l.swap_group = v_group;
     RETURN coalesce(v_held, '{}');
 END;
 $$;

@@ -20,6 +20,7 @@ DECLARE
     v_changed_only boolean;
     v_change record;
     v_reason text;
+    v_claimed text;
 BEGIN
     SELECT coalesce((r.options->>'changed_only')::boolean, false) INTO v_changed_only
     FROM bioloupe_views.run r WHERE r.run_id = p_run;
@@ -45,7 +46,9 @@ BEGIN
     UPDATE bioloupe_views.run_log l
     SET status = 'skipped', ended_at = pg_catalog.clock_timestamp(),
         error = 'held back: ' || f.failed || ' of its swap group did not pass; the live marts keep their data'
-    FROM (SELECT g.swap_group, pg_catalog.string_agg(g.mart, ', ' ORDER BY g.position) AS failed
+    FROM (SELECT g.swap_group,
+                 pg_catalog.string_agg(pg_catalog.format('%s (%s)', g.mart, pg_catalog.replace(g.status, '_', ' ')),
+                                       ', ' ORDER BY g.position) AS failed
           FROM bioloupe_views.run_log g
           WHERE g.run_id = p_run AND g.swap_group IS NOT NULL
             AND g.status IN ('error', 'check_failed', 'cancelled')
@@ -65,6 +68,17 @@ BEGIN
         LIMIT 1
         FOR UPDATE OF l SKIP LOCKED;
         EXIT WHEN NOT FOUND OR NOT v_changed_only;
+        -- A mart reading one this run swaps must be swapped with it: it reads the retired
+        -- relation otherwise.
+        v_claimed := mart;
+        SELECT pg_catalog.string_agg(u.mart, ', ' ORDER BY u.mart) INTO v_reason
+        FROM bioloupe_views.mart_dependency d
+        JOIN bioloupe_views.run_log u ON u.run_id = p_run AND u.mart = d.depends_on
+        WHERE d.mart = v_claimed AND u.status = 'staged';
+        IF v_reason IS NOT NULL THEN
+            v_reason := 'upstream ' || v_reason || ' is swapped in this run';
+            EXIT;
+        END IF;
         SELECT * INTO v_change FROM bioloupe_views.mart_change(mart);
         v_reason := v_change.reason;
         EXIT WHEN v_change.changed;

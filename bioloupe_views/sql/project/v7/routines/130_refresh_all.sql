@@ -63,8 +63,8 @@ BEGIN
         END;
         EXIT WHEN v_failed IS NOT NULL;
         COMMIT;
-        EXIT WHEN v_claim.state <> 'claimed';
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        EXIT WHEN v_claim.state OPERATOR(pg_catalog.<>) 'claimed';
         BEGIN
             PERFORM bioloupe_views.apply_run_settings(v_run);
             PERFORM bioloupe_views.refresh_mart(v_run, v_claim.mart);
@@ -73,9 +73,10 @@ BEGIN
         END;
         EXIT WHEN v_failed IS NOT NULL;
         COMMIT;
-        IF v_claim.strategy = 'swap' THEN
+        -- A new transaction: the session's own search_path again until it is pinned.
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        IF v_claim.strategy OPERATOR(pg_catalog.=) 'swap' THEN
             -- A group just published leaves its retired marts: dropped at once.
-            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             PERFORM bioloupe_views.clear_stages();
             COMMIT;
         END IF;
