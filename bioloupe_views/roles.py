@@ -7,7 +7,7 @@ it can read the marts but cannot refresh, alter or drop them. The marts live in 
 whose USAGE PostgreSQL grants to PUBLIC by default; a database that revoked it must grant
 USAGE ON SCHEMA public itself. Grants belong to the view, so a REFRESH keeps them.
 
-The refresh needs more than SELECT (see README, "Roles and privileges"): REFRESH on
+The refresh needs more than SELECT (see docs/roles.md): REFRESH on
 PostgreSQL 15/16 is allowed only to the view's owner or a member of the owning role
 (PostgreSQL 17 adds the MAINTAIN privilege), and the run log needs USAGE on schema
 bioloupe_views and SELECT, INSERT, UPDATE on its tables. `explain()` turns PostgreSQL's
@@ -123,7 +123,7 @@ def grant_all(conn, role: str) -> list[str]:
 
 # --- permission errors -----------------------------------------------------------------
 
-_ADMIN = "or connect as the role that ran the migrations (see README: Roles and privileges)"
+_ADMIN = "or connect as the role that ran the migrations (see docs/roles.md)"
 _REFRESH_15 = ("on PostgreSQL 15 and 16 only the owner of {0} or a member of the owning role may "
                "REFRESH it: run the refresh as the role that ran the migrations, or GRANT that role "
                "to this one (PostgreSQL 17+: GRANT MAINTAIN ON {0})")
@@ -131,13 +131,13 @@ _REFRESH_17 = ("REFRESH needs the MAINTAIN privilege on PostgreSQL 17+: GRANT MA
                "this role, or GRANT the owning role to it, or run the refresh as the role that ran "
                "the migrations")
 _OWNER = ("only the owner of {0} (or a member of the owning role) may do this: connect as the "
-          "role that ran the migrations (see README: Roles and privileges)")
+          "role that ran the migrations (see docs/roles.md)")
 _SELECT = "GRANT SELECT ON {0} TO this role, " + _ADMIN
 _SELECT_OR_MAINTAIN = ("GRANT SELECT ON {0} TO this role to read it; to REFRESH it on PostgreSQL "
                        "17+, GRANT MAINTAIN ON {0} (or the owning role) to it, " + _ADMIN)
 _REFRESHER = ("only the owner of the bioloupe_views schema and the refresher role may use {0}: "
               "as the owner, run `alembic -x refresher_role=<this role> upgrade head` to make "
-              "this role the refresher (README: Security), " + _ADMIN)
+              "this role the refresher (docs/security.md), " + _ADMIN)
 _HINTS = [
     (re.compile(r"must be owner of materialized view (\S+)"), None),        # see _matview_hint
     (re.compile(r"must be owner of (?:table|relation) (\S+)"), _OWNER),

@@ -324,3 +324,29 @@ def test_changed_only_leaves_unchanged_marts_and_still_reports_their_checks(dsn,
     again = _materialize(_defs(dsn, changed_only=True))
     assert again.success
     assert set(_materialized(again)) == {key("mv_competitive_landscape"), key("mv_drug_pipeline")}
+
+
+def test_a_swap_through_dagster_has_the_same_statuses_and_messages_as_refresh_views(dsn, sql):
+    """strategy='swap' on the resource: the same engine, so a blocked dependent holds its
+    group back with the same words as refresh-views and refresh_all()."""
+    from bioloupe_views import engine
+    add_check(dsn, "mv_drug_pipeline", "assert_pipeline_fails_for_dagster",
+              "SELECT drug_id FROM public.mv_drug_pipeline LIMIT 1")
+    try:
+        cli_run = engine.run(dsn, options=engine.Options(strategy="swap", threads=2))
+        expected = {r.mart: (r.status, r.error) for r in cli_run.results}
+        result = _materialize(_defs(dsn, strategy="swap"))
+        rows = sql("SELECT l.mart, l.status, l.error, l.mode FROM bioloupe_views.run r"
+                   " JOIN bioloupe_views.run_log l USING (run_id) WHERE r.trigger_ref = %s",
+                   (result.run_id,))
+        assert {m: (s, e) for m, s, e, _ in rows} == expected
+        assert expected["mv_drug_pipeline"][0] == "check_failed"
+        assert expected[ROOT_MART][0] == "skipped" and "held back" in expected[ROOT_MART][1]
+        # mv_efficacy_evidence's checks read mv_development_programs: the same group.
+        assert expected["mv_efficacy_evidence"][0] == "skipped"
+        assert {mode for m, _, _, mode in rows if m == "mv_drug_trials"} == {"swap"}
+        assert set(_materialized(result)) == {key("mv_drug_trials")}
+    finally:
+        remove_check(dsn, "assert_pipeline_fails_for_dagster")
+    with pytest.raises(Exception, match="strategy='fast'"):
+        BioloupeViewsResource(dsn=dsn, strategy="fast").options("a-run")

@@ -335,3 +335,113 @@ def test_a_statement_timeout_during_the_build_fails_the_mart_and_nothing_live_ch
     assert {m: _oid(sql, m) for m in before} == before
     assert _stages(sql) == []
     assert sql("SELECT pg_try_advisory_lock(1651470447, 1)") == [(True,)]
+
+
+def test_0007_down_to_0006_and_up_again_keeps_history(dsn, cli, sql):
+    """From the previous head on a populated database with run history, swap leftovers
+    included: down drops them and keeps every run; up again, the next swap works."""
+    from bioloupe_views import migrate
+    assert _run(dsn, "concurrent").ok
+    assert _run(dsn).ok
+    # A run cut short leaves a build aside committed.
+    sql("INSERT INTO bioloupe_views.stage (schema_name, run_id, mart, kind)"
+        " VALUES ('bioloupe_views_stage_leftover', gen_random_uuid(), 'mv_drug_trials', 'stage')")
+    sql("CREATE SCHEMA bioloupe_views_stage_leftover")
+    sql("CREATE MATERIALIZED VIEW bioloupe_views_stage_leftover.mv_drug_trials AS SELECT 1 AS x")
+
+    def history():
+        return sql("SELECT run_id::text, mart, status FROM bioloupe_views.run_log ORDER BY id")
+
+    before = history()
+    migrate.downgrade(dsn, "0006")
+    assert sql("SELECT version_num FROM public.bioloupe_views_alembic_version") == [("0006",)]
+    assert history() == before
+    assert sql("SELECT to_regclass('bioloupe_views.stage')") == [(None,)]
+    assert _stages(sql) == []
+    assert sql("SELECT DISTINCT mode FROM bioloupe_views.run_log ORDER BY 1") == [
+        ("concurrent",), ("plain",)]
+    result = cli("refresh", dsn=dsn)            # 0006's engine, driven by this code
+    assert result.returncode == 0, result.stdout + result.stderr
+    migrate.upgrade(dsn)
+    assert history()[:len(before)] == before
+    assert _run(dsn).ok
+    assert _stages(sql) == []
+
+
+def test_sigterm_while_the_swap_waits_for_its_locks_changes_nothing_live(dsn, sql):
+    """A long reader holds the mart; the swap retries; SIGTERM stops the run within
+    seconds, the live mart keeps its data, the refresh lock is free, nothing stays aside."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    reader = psycopg2.connect(dsn)
+    reader.autocommit = False
+    with reader.cursor() as cur:
+        cur.execute("SELECT count(*) FROM public.mv_drug_trials")
+    before = _oid(sql, "mv_drug_trials")
+    exe = Path(sys.executable).parent / "refresh-views"
+    proc = subprocess.Popen([str(exe), "--dsn", dsn, "--strategy", "swap", "-s", "mv_drug_trials"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            if sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refresh-views'"
+                   " AND query LIKE '%refresh_mart%' AND (wait_event = 'PgSleep'"
+                   " OR wait_event_type = 'Lock')")[0][0]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the swap never waited for its locks")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < 10, out
+        assert proc.returncode != 0, out
+    finally:
+        reader.close()
+    assert _oid(sql, "mv_drug_trials") == before
+    assert sql("SELECT status FROM bioloupe_views.run_log WHERE mart = 'mv_drug_trials'"
+               " ORDER BY id DESC LIMIT 1") == [("cancelled",)]
+    assert sql("SELECT pg_try_advisory_lock(1651470447, 1)") == [(True,)]
+    sql("SELECT pg_advisory_unlock(1651470447, 1)")
+    assert _run(dsn, include=("mv_drug_trials",)).ok
+    assert _stages(sql) == []
+
+
+def test_a_crash_during_a_swap_run_keeps_the_marts_and_the_next_run_clears_the_stage(cli):
+    """pg_ctl stop -m immediate while a group waits aside: after the restart the live marts
+    are as they were, and the next run drops what was committed aside and publishes."""
+    import time
+    from bioloupe_views.dev.pgserver import ThrowawayServer
+    from .conftest import TEST_SCALE, _sql_runner
+    server = ThrowawayServer(settings={"synchronous_commit": "on"}).start()
+    try:
+        dsn = synthetic.migrated_database(server, "swapcrash", TEST_SCALE)
+        sql, conn = _sql_runner(dsn)
+        before = {m: _oid(sql, m) for m in ("mv_development_programs", "mv_competitive_landscape")}
+        blocker = psycopg2.connect(dsn)
+        blocker.cursor().execute("LOCK TABLE public.organisations IN ACCESS EXCLUSIVE MODE")
+        from tests.test_faults import Background
+        run = Background(cli, "refresh", "--strategy", "swap", "--threads", "1",
+                         "-s", "mv_development_programs+", dsn=dsn)
+        for _ in range(200):
+            if sql("SELECT count(*) FROM bioloupe_views.run_log WHERE status = 'staged'")[0][0]:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("nothing was built aside")
+        conn.close()
+        server.crash()
+        run.join()
+        server.restart()
+        sql, conn = _sql_runner(dsn)
+        assert {m: _oid(sql, m) for m in before} == before
+        assert _stages(sql) != []
+        result = cli("refresh", "--strategy", "swap", dsn=dsn)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert _stages(sql) == []
+        assert_equal_to_seed(conn)
+        conn.close()
+    finally:
+        server.stop()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # Alembic is imported when the command runs: every other comm
 _OPERATION_COMMENT = (
     "# Rebuild {name} from v{version}.sql; every view on top of it is dropped and\n"
     "    # rebuilt, populated, with its indexes, grants and comments. side_by_side=True builds\n"
-    "    # everything first and blocks readers only for the swap (README, \"Changing a mart\").\n"
+    "    # everything first and blocks readers only for the swap (docs/changing-a-mart.md).\n"
     "    ")
 
 

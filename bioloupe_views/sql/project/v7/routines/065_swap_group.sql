@@ -84,7 +84,13 @@ BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', v_timeout, true);
             -- Each move takes its mart's exclusive lock (materialized views cannot be
             -- locked with LOCK TABLE), under the lock_timeout.
+            -- Once the first is held, every later wait comes out of one budget (the same
+            -- lock_timeout, swap_lock_budget()): readers queued behind the first wait about
+            -- twice it at most.
             FOR i IN 1 .. pg_catalog.array_length(v_marts, 1) LOOP
+                IF i > 1 THEN
+                    PERFORM bioloupe_views.swap_lock_budget(v_locked, v_timeout);
+                END IF;
                 EXECUTE pg_catalog.format('ALTER MATERIALIZED VIEW public.%I SET SCHEMA %I',
                                           v_marts[i], v_retired);
                 IF i = 1 THEN
@@ -103,6 +109,7 @@ BEGIN
             END IF;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, public, pg_temp', true);
             FOR d IN SELECT e.v FROM pg_catalog.jsonb_array_elements(v_views) e(v) LOOP
+                PERFORM bioloupe_views.swap_lock_budget(v_locked, v_timeout);
                 EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %s%s AS %s', d.v->>'name',
                                           d.v->>'options', d.v->>'definition');
             END LOOP;
