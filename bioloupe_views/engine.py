@@ -45,6 +45,7 @@ CLIENT_CHECK = "1s"        # how often the run's backends check that this client
 VACUUM_WAIT = "2s"         # the longest a VACUUM before a refresh waits for the mart's lock
 LOCKED_MART_WAIT = "5s"    # and then its refresh, without --lock-timeout
 STOP_SECONDS = 5           # Ctrl-C / SIGTERM: how long sessions get to stop before they are ended
+LOCK_WAIT_NOTE_SECONDS = 3 # a mart waiting on a lock this long gets a line naming the holder
 STOPPED = "cancelled: the run was stopped before this mart finished"
 FINAL = ("success", "error", "check_failed", "skipped", "cancelled", "unchanged")
 OK = ("success", "unchanged")
@@ -405,6 +406,20 @@ class _Progress:
         self.index: dict[str, int] = {}
         self.finished: dict[str, MartResult] = {}
         self.notes: dict[str, str] = {}   # a worker's word on a mart (VACUUM skipped)
+        self.waits_noted: set[str] = set()  # marts whose lock wait has been named
+
+    def lock_waits(self, cur, run_id: str) -> None:
+        """Name, once per mart, the session a mart has waited LOCK_WAIT_NOTE_SECONDS for."""
+        try:
+            waits = sessions.lock_waits(cur, run_id, LOCK_WAIT_NOTE_SECONDS)
+        except psycopg2.DatabaseError as exc:
+            if isinstance(exc, psycopg2.OperationalError):
+                raise    # the main session is gone: the run's driver says so
+            return       # this role may not see what holds the lock: nothing to name
+        for mart, line in waits.items():
+            if mart not in self.waits_noted:
+                self.waits_noted.add(mart)
+                self.reporter.note(line)
 
     def update(self, cur, run_id: str) -> None:
         for result in logged(cur, run_id, self.options):
@@ -429,8 +444,12 @@ def _drive(main, run_id: str, marts: list[str], sessions: list[_Session],
         session.start()
     try:
         with main.cursor() as cur:
+            next_wait_check = time.monotonic() + LOCK_WAIT_NOTE_SECONDS
             while any(s.is_alive() for s in sessions):
                 progress.update(cur, run_id)
+                if time.monotonic() >= next_wait_check:
+                    progress.lock_waits(cur, run_id)
+                    next_wait_check = time.monotonic() + 1
                 time.sleep(POLL_SECONDS)
             progress.update(cur, run_id)
     except BaseException:

@@ -21,6 +21,7 @@ from psycopg2 import sql
 from . import definitions
 
 QUERY = definitions.SQL_DIR / "_queries" / "leftover_sessions.sql"
+LOCK_WAITS_QUERY = definitions.SQL_DIR / "_queries" / "lock_waits.sql"
 LOCKERS_QUERY = definitions.SQL_DIR / "_queries" / "relation_lockers.sql"
 
 
@@ -120,3 +121,16 @@ def _holder(pid, user, app, state, query, mode) -> str:
     if state and state != "active":
         text = f"{state}: {text}" if text else state
     return f"pid {pid} ({user or '?'}, {app or 'no application name'}, {text or '?'})"
+
+
+def lock_waits(cur, run_id: str, seconds: float) -> dict[str, str]:
+    """The line for each mart of the run that has waited on a lock for `seconds` or more,
+    naming the sessions it waits for (pg_blocking_pids): by mart."""
+    cur.execute(LOCK_WAITS_QUERY.read_text(), {"run": run_id, "seconds": seconds})
+    found: dict[str, list] = {}
+    for mart, pid, user, app, state, query, mode, waited in cur.fetchall():
+        found.setdefault(mart, [waited, []])[1].append(_holder(pid, user, app, state, query, mode))
+    return {mart: f"{mart} has waited {waited}s for a lock held by {' and '.join(holders)}; "
+                  "it goes on when that session lets go (or end it with pg_terminate_backend)"
+            for mart, (waited, holders) in found.items()}
+

@@ -352,3 +352,19 @@ def test_sessions_stay_alive_under_idle_timeouts_while_a_mart_is_slow(dsn, cli, 
     assert result.returncode == 0, result.stdout + result.stderr
     assert {s for s, _ in run_log(sql).values()} == {"success"}
     assert runs(sql) == [("success", None)]
+
+
+def test_a_mart_waiting_on_a_lock_gets_a_line_naming_the_blocking_session(dsn, cli, sql):
+    """A refresh stuck behind another session's lock on a source says, after a few seconds,
+    whom it waits for; it goes on once that session lets go."""
+    lock = SourceLock(dsn, SLOW_SOURCE)
+    blocker = lock.conn.get_backend_pid()
+    run = Background(cli, "refresh", "-s", SLOW, dsn=dsn)
+    waiting_refresh_pid(sql)
+    time.sleep(5)
+    lock.release()
+    result = run.join()
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if f"{SLOW} has waited" in line]
+    assert len(lines) == 1, result.stdout
+    assert f"held by pid {blocker} (" in lines[0] and "LOCK TABLE" in lines[0], lines[0]
